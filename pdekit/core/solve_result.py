@@ -32,6 +32,8 @@ class SolveResult:
         Number of batched operator applications (one application acts on all B systems).
     method : str
         Name of the method.
+    recycle : object, optional
+        The recycle space handed back by recycling solvers (:mod:`pdekit.core.recycling`).
     """
 
     x: torch.Tensor
@@ -41,6 +43,7 @@ class SolveResult:
     residual_history: list[torch.Tensor] = field(default_factory=list)
     matvecs: int = 0
     method: str = ""
+    recycle: object | None = None
 
     @property
     def all_converged(self) -> bool:

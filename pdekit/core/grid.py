@@ -86,14 +86,18 @@ class Grid:
     length: tuple[float, ...] | float = 1.0
 
     def __post_init__(self):
-        shape = tuple(int(s) for s in (self.shape if hasattr(self.shape, "__len__") else (self.shape,)))
+        shape = tuple(
+            int(s) for s in (self.shape if hasattr(self.shape, "__len__") else (self.shape,))
+        )
         if not 1 <= len(shape) <= 3:
             raise ValueError(f"grids have 1, 2 or 3 dimensions, got shape {shape}")
         bcs = self.bc if isinstance(self.bc, tuple) else (self.bc,) * len(shape)
         if len(bcs) != len(shape):
             raise ValueError(f"{len(bcs)} boundary conditions for a {len(shape)}-D grid")
         bcs = tuple(_as_bc(b) for b in bcs)
-        length = self.length if isinstance(self.length, tuple) else (float(self.length),) * len(shape)
+        length = (
+            self.length if isinstance(self.length, tuple) else (float(self.length),) * len(shape)
+        )
         if len(length) != len(shape):
             raise ValueError(f"{len(length)} lengths for a {len(shape)}-D grid")
         for s, b in zip(shape, bcs):
@@ -131,7 +135,7 @@ class Grid:
     def coords(self, dtype=torch.float64, device=None, which: Literal["all", "interior"] = "all"):
         """1-D coordinate tensors, one per dimension."""
         out = []
-        for n, b, L, h in zip(self.shape, self.bc, self.length, self.h):
+        for n, b, h in zip(self.shape, self.bc, self.h):
             x = torch.arange(n, dtype=dtype, device=device) * h
             if which == "interior" and b.kind == "dirichlet":
                 x = x[1:-1]
@@ -167,9 +171,7 @@ class Grid:
 
     def _check_trailing(self, u: torch.Tensor, shape, what: str) -> None:
         if tuple(u.shape[u.dim() - self.ndim :]) != tuple(shape) or u.dim() < self.ndim:
-            raise ValueError(
-                f"{what} must end with shape {tuple(shape)}, got {tuple(u.shape)}"
-            )
+            raise ValueError(f"{what} must end with shape {tuple(shape)}, got {tuple(u.shape)}")
 
 
 @dataclass(frozen=True)

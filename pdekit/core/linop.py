@@ -164,7 +164,9 @@ def _tensor_operator(A: torch.Tensor) -> LinearOperator:
 
         def bmv(X):
             if X.shape[0] != b:
-                raise ValueError(f"operator holds {b} matrices but the batch has {X.shape[0]} vectors")
+                raise ValueError(
+                    f"operator holds {b} matrices but the batch has {X.shape[0]} vectors"
+                )
             return torch.bmm(A.to(X), X.unsqueeze(-1)).squeeze(-1)
 
         def brmv(X):

@@ -89,12 +89,16 @@ def get_pde(name: str, **params) -> PDEFamily:
     _load_builtin()
     key = name.lower().replace("_", "-")
     if key not in _REGISTRY:
-        raise ValueError(f"unknown PDE {name!r}; available: {', '.join(sorted(_REGISTRY)) or 'none'}")
+        raise ValueError(
+            f"unknown PDE {name!r}; available: {', '.join(sorted(_REGISTRY)) or 'none'}"
+        )
     cls = _REGISTRY[key]
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(params) - known)
     if unknown:
-        raise ValueError(f"{key} has no parameter(s) {', '.join(unknown)}; it takes {', '.join(sorted(known))}")
+        raise ValueError(
+            f"{key} has no parameter(s) {', '.join(unknown)}; it takes {', '.join(sorted(known))}"
+        )
     return cls(**params)
 
 

@@ -138,6 +138,8 @@ class StencilOperator:
         for t in tensors:
             if t.dim() > grid.ndim and t.shape[0] > 1:
                 self.batch = int(t.shape[0])
+        self.coefficient: torch.Tensor | None = None
+        self.reaction = None
         self.dtype = tensors[0].dtype if tensors else torch.get_default_dtype()
         self.device = tensors[0].device if tensors else torch.device("cpu")
 
@@ -371,7 +373,10 @@ def diffusion(grid: Grid, a: torch.Tensor, *, reaction=None) -> StencilOperator:
         cp.append(-hi)
     if reaction is not None:
         c0 = c0 + _reaction(reaction, grid, a)
-    return StencilOperator(grid, c0, cm, cp, symmetric=_no_neumann(grid), name="diffusion")
+    op = StencilOperator(grid, c0, cm, cp, symmetric=_no_neumann(grid), name="diffusion")
+    op.coefficient = a  # kept for preconditioners that rediscretise (multigrid)
+    op.reaction = reaction
+    return op
 
 
 def _reaction(c, grid: Grid, like: torch.Tensor):

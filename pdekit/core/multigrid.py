@@ -156,8 +156,12 @@ class MultigridPreconditioner(LinearOperator):
             a = self._average(a, ip, len(g.shape))
             g = Grid(nc, bc=g.bc, length=g.length)
         self._coarse_factor = self._factor(self.levels[-1])
-        self._masks = [self._red_mask(op) for op in self.levels]
-        self._diag = [op.diagonal() for op in self.levels]
+        # Red-black Gauss-Seidel weights: colour mask / diagonal, one tensor per colour and level.
+        self._weights = []
+        for op in self.levels:
+            red = self._red_mask(op)
+            inv_diag = 1.0 / op.diagonal()
+            self._weights.append((red * inv_diag, (1 - red) * inv_diag))
         n = grid.n_unknowns
         super().__init__((n, n), self.matvec, symmetric=True)
         self.grid = grid
@@ -194,10 +198,9 @@ class MultigridPreconditioner(LinearOperator):
 
     # ------------------------------------------------------------------ cycle
     def _smooth(self, level: int, u: torch.Tensor, b: torch.Tensor, order: tuple[int, int]):
-        op, red, diag = self.levels[level], self._masks[level], self._diag[level]
+        op, weights = self.levels[level], self._weights[level]
         for colour in order:
-            mask = red if colour == 0 else 1 - red
-            u = u + mask * (b - op.apply(u)) / diag
+            u = u + weights[colour] * (b - op.apply(u))
         return u
 
     def _vcycle(self, level: int, b: torch.Tensor) -> torch.Tensor:
@@ -208,8 +211,10 @@ class MultigridPreconditioner(LinearOperator):
             if L.shape[0] != rhs.shape[0]:
                 L = L.expand(rhs.shape[0], -1, -1)
             return torch.cholesky_solve(rhs.to(L.dtype), L).to(b.dtype).reshape(b.shape)
-        u = torch.zeros_like(b)
-        for _ in range(self.n_smooth):
+        # First red half-sweep from u = 0 needs no operator application.
+        u = self._weights[level][0] * b
+        u = self._smooth(level, u, b, (1,))
+        for _ in range(self.n_smooth - 1):
             u = self._smooth(level, u, b, (0, 1))
         r = b - op.apply(u)
         rc = self._restrict(level, r)

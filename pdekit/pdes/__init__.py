@@ -3,3 +3,7 @@
 from pdekit.pdes.base import PDEFamily, Solution, available_pdes, get_pde, register_pde
 
 __all__ = ["PDEFamily", "Solution", "available_pdes", "get_pde", "register_pde"]
+
+# Built-in families register themselves on import.
+from pdekit.pdes import darcy, heat, helmholtz, poisson  # noqa: E402, F401
+from pdekit.pdes import burgers, navier_stokes  # noqa: E402, F401  (registers the time-dependent families)

@@ -5,5 +5,4 @@ from pdekit.pdes.base import PDEFamily, Solution, available_pdes, get_pde, regis
 __all__ = ["PDEFamily", "Solution", "available_pdes", "get_pde", "register_pde"]
 
 # Built-in families register themselves on import.
-from pdekit.pdes import darcy, heat, helmholtz, poisson  # noqa: E402, F401
-from pdekit.pdes import burgers, navier_stokes  # noqa: E402, F401  (registers the time-dependent families)
+from pdekit.pdes import burgers, darcy, heat, helmholtz, navier_stokes, poisson  # noqa: E402, F401

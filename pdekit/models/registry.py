@@ -46,7 +46,12 @@ __all__ = [
 ]
 
 #: Modules imported on the first registry lookup; each registers its models on import.
-BUILTIN_MODULES: tuple[str, ...] = ("pdekit.models.fno", "pdekit.models.mgtfno")
+BUILTIN_MODULES: tuple[str, ...] = (
+    "pdekit.models.fno",
+    "pdekit.models.mgtfno",
+    "pdekit.models.mgno",
+    "pdekit.models.lsm",
+)
 
 _REGISTRY: dict[str, ModelSpec] = {}
 _builtins_loaded = False

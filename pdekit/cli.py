@@ -1,4 +1,4 @@
-"""The ``pdekit`` command line: ``generate``, ``verify`` and ``info``.
+"""The ``pdekit`` command line: ``generate``, ``verify``, ``info``, ``train`` and ``evaluate``.
 
 Bad input (an unknown PDE, a bad option value, a foreign folder) gives a one-line
 ``pdekit: error: ...`` on stderr, exit code 2 and no files written. Heavy packages are imported
@@ -31,7 +31,7 @@ Shard seeds derive from (seed, split, shard index), so the data do not depend on
 """
 
 _CONFIG_KEYS = {"pde", "params", "n_samples", "splits", "seed", "shard_size", "workers", "threads",
-                "device", "dask", "out"}
+                "device", "dask", "out", "solver"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -48,6 +48,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
     return value
 
 
@@ -112,6 +122,20 @@ def build_parser() -> argparse.ArgumentParser:
                    "if both are given)")
     g.add_argument("--param", type=_param, action="append", metavar="KEY=VALUE", default=None,
                    help="another parameter of the family (repeatable; VALUE is read as YAML)")
+    g.add_argument("--nu", type=_positive_float, metavar="NU",
+                   help="viscosity of the time-dependent families (burgers, navier-stokes)")
+    g.add_argument("--t-final", type=_positive_float, metavar="T", help="final time (time-dependent families)")
+    g.add_argument("--n-records", type=_positive_int, metavar="K",
+                   help="snapshots recorded after the initial one, evenly spaced up to T")
+    g.add_argument("--method", metavar="M",
+                   help="linear solver of the linear families: spsolve, cg, gmres, mgpcg, rcg or gcrodr "
+                        "(rcg/gcrodr: Krylov recycling over an ordered sequence); default: the family's")
+    g.add_argument("--ordering", metavar="O",
+                   help="sample ordering for recycling: greedy, pca, hilbert or none")
+    g.add_argument("--n-chains", type=_positive_int, metavar="C",
+                   help="independent recycling chains solved side by side (the GPU path)")
+    g.add_argument("--rtol", type=_positive_float, metavar="TOL",
+                   help="relative tolerance of the linear solves (true residual)")
     g.add_argument("--seed", type=_int, metavar="S", help="master seed (default 0)")
     g.add_argument("--shard-size", type=_positive_int, metavar="K",
                    help="samples per shard file and per batched solve (default 100)")
@@ -127,6 +151,27 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where the solves run: cpu (default), cuda or cuda:N")
     g.add_argument("--out", metavar="DIR", help="dataset folder to create or resume")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    t = sub.add_parser(
+        "train",
+        help="train a neural operator from a YAML config",
+        description="Train, evaluate, checkpoint and plot; continue a killed run with --set resume=true.",
+    )
+    t.add_argument("config", metavar="CONFIG.yaml", help="training config (see docs/training.md)")
+    t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key (dotted for sections, VALUE read as YAML); repeatable")
+    e = sub.add_parser("evaluate", help="evaluate a checkpoint on a dataset: metrics table and plots")
+    e.add_argument("checkpoint", metavar="CHECKPOINT", help="a checkpoint written by `pdekit train`")
+    e.add_argument("dataset_dir", metavar="DATASET_DIR", help="a pdekit dataset folder")
+    e.add_argument("--split", default="test", help="split to evaluate (default test)")
+    e.add_argument("--subsample", dest="subsamples", type=_positive_int, action="append", metavar="S",
+                   help="evaluate at every S-th node (repeatable: several resolutions)")
+    e.add_argument("--batch-size", type=_positive_int, metavar="B", help="evaluation batch size")
+    e.add_argument("--out", metavar="DIR", help="where to write metrics and plots")
+    e.add_argument("--device", type=_device, metavar="{cpu,cuda}", help="device (default: cpu)")
+    e.add_argument("--no-plots", action="store_true", help="do not write plots")
+    e.add_argument("--n-plot-samples", type=_positive_int, default=4, metavar="K",
+                   help="test samples to plot (default 4)")
 
     v = sub.add_parser("verify", help="check a dataset: schema, checksums, NaN/inf",
                        description="Check a dataset folder; exit 0 and print OK when sound, "
@@ -178,6 +223,9 @@ def _cmd_generate(args) -> int:
         params["resolution"] = args.resolution
     for key, value in args.param or []:
         params[key] = value
+    for key in ("nu", "t_final", "n_records"):
+        if getattr(args, key) is not None:
+            params[key] = getattr(args, key)
     try:
         family = get_pde(str(pde), **params)
     except (ValueError, TypeError) as e:
@@ -200,6 +248,12 @@ def _cmd_generate(args) -> int:
     if not out:
         raise PdekitUserError("no output folder: give --out DIR (or `out:` in --config)")
     device = str(pick("device", "cpu"))
+    solver = dict(cfg.get("solver") or {})
+    if not isinstance(solver, dict):
+        raise PdekitUserError("solver must map option names to values")
+    for key in ("method", "ordering", "n_chains", "rtol"):
+        if getattr(args, key) is not None:
+            solver[key] = getattr(args, key)
     summary = generate(
         family,
         out,
@@ -211,6 +265,7 @@ def _cmd_generate(args) -> int:
         device=device,
         threads=int(pick("threads", 1)),
         progress=not args.no_progress,
+        solver=solver,
     )
     print(summary)
     return 0
@@ -325,6 +380,28 @@ def _dataset_info(root: str) -> int:
     return 0
 
 
+def _cmd_train(args) -> int:
+    from pdekit.train.cli_commands import train_main
+
+    return train_main(args.config, args.overrides)
+
+
+def _cmd_evaluate(args) -> int:
+    from pdekit.train.cli_commands import evaluate_main
+
+    return evaluate_main(
+        args.checkpoint,
+        args.dataset_dir,
+        split=args.split,
+        subsamples=args.subsamples,
+        batch_size=args.batch_size,
+        out_dir=args.out,
+        device=args.device,
+        plots=not args.no_plots,
+        n_plot_samples=args.n_plot_samples,
+    )
+
+
 def _cmd_info(args) -> int:
     return _versions() if args.dir is None else _dataset_info(args.dir)
 
@@ -339,14 +416,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    commands = {"generate": _cmd_generate, "verify": _cmd_verify, "info": _cmd_info}
+    commands = {
+        "generate": _cmd_generate,
+        "verify": _cmd_verify,
+        "info": _cmd_info,
+        "train": _cmd_train,
+        "evaluate": _cmd_evaluate,
+    }
     try:
         return commands[args.command](args)
     except PdekitUserError as e:
         print(f"pdekit: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("pdekit: interrupted; rerun the same command to resume", file=sys.stderr)
+        hint = "add --set resume=true" if args.command == "train" else "rerun the same command"
+        print(f"pdekit: interrupted; {hint} to resume", file=sys.stderr)
         return 130
 
 

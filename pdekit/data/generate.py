@@ -137,17 +137,57 @@ def _field_shapes(family) -> dict[str, dict]:
     return out
 
 
-def _header(family, splits: dict[str, int], seed: int, shard_size: int) -> dict:
+_NOT_SOLVER_OPTIONS = {"self", "inputs", "device", "progress"}
+
+
+def check_solver_options(family, solver: dict | None) -> dict:
+    """Validate keyword options for ``family.solve`` before anything is written (one-line errors)."""
+    import inspect
+    import typing
+
+    solver = dict(solver or {})
+    if not solver:
+        return solver
+    sig = inspect.signature(family.solve)
+    explicit = {n: p for n, p in sig.parameters.items() if p.kind is p.KEYWORD_ONLY or
+                p.kind is p.POSITIONAL_OR_KEYWORD}
+    passes_on = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()) and "method" in explicit
+    allowed = set(explicit) - _NOT_SOLVER_OPTIONS
+    if passes_on:  # linear families hand extra keywords to pdekit.pdes.linear.solve_linear_systems
+        from pdekit.pdes.linear import solve_linear_systems
+
+        allowed |= set(inspect.signature(solve_linear_systems).parameters) - {"op", "b", "x0", "features"}
+    try:
+        hints = typing.get_type_hints(family.solve)
+    except Exception:  # pragma: no cover - unresolvable annotations: skip value checks
+        hints = {}
+    for key, value in solver.items():
+        if key not in allowed:
+            raise PdekitUserError(
+                f"{family.name} takes no solver option {key!r}"
+                + (f"; it takes {', '.join(sorted(allowed))}" if allowed else " (it has no solver options)")
+            )
+        choices = typing.get_args(hints.get(key)) if typing.get_origin(hints.get(key)) is typing.Literal else ()
+        if choices and value not in choices:
+            raise PdekitUserError(f"{family.name}: {key} must be one of {', '.join(map(str, choices))}, got {value!r}")
+    return solver
+
+
+def _header(family, splits: dict[str, int], seed: int, shard_size: int, solver: dict | None = None) -> dict:
     try:
         params = json.loads(json.dumps(family.params()))
+        solver = json.loads(json.dumps(dict(solver or {})))
     except TypeError as e:
-        raise ValueError(f"{family.name}: params() must be JSON-serialisable ({e})") from None
+        raise ValueError(f"{family.name}: params() and solver options must be JSON-serialisable ({e})") from None
+    generator = {"seed": int(seed), "shard_size": int(shard_size), "splits": dict(splits)}
+    if solver:
+        generator["solver"] = solver
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "pde": family.name,
         "params": params,
-        "generator": {"seed": int(seed), "shard_size": int(shard_size), "splits": dict(splits)},
+        "generator": generator,
         "fields": _field_shapes(family),
     }
 
@@ -175,7 +215,7 @@ def generate_shard(
         gen = torch.Generator(device="cpu").manual_seed(task.seed)
         inputs = family.sample_inputs(task.n_samples, gen)
         inputs = {k: v.to(device) for k, v in inputs.items()}
-        sol = family.solve(inputs)
+        sol = family.solve(inputs, **header["generator"].get("solver", {}))
     finally:
         torch.set_num_threads(prev_threads)
     produced = {**inputs, **sol.fields}
@@ -204,6 +244,9 @@ def generate_shard(
         "fields": list(header["fields"]),
         "pdekit_version": __version__,
     }
+    for key, value in header["params"].items():  # e.g. the viscosity as a root attribute `nu`
+        if key not in attrs and isinstance(value, (bool, int, float, str)):
+            attrs[key] = value
     out = Path(out)
     coords = family.coords()
     digest = write_shard(
@@ -399,6 +442,7 @@ def generate(
     device: str = "cpu",
     threads: int = 1,
     progress: bool = False,
+    solver: dict | None = None,
 ) -> GenerateSummary:
     """Generate (or resume) a dataset of ``family`` in the folder ``out``.
 
@@ -427,6 +471,10 @@ def generate(
         with the thread count, and byte-identical shards across runs rely on it.
     progress : bool
         Show a tqdm progress bar (samples).
+    solver : dict, optional
+        Keyword options for ``family.solve`` (e.g. ``{"method": "rcg", "ordering": "greedy"}`` for
+        the Krylov-recycling path of the linear families). Recorded in the manifest: resuming with
+        other options is refused.
 
     Returns
     -------
@@ -443,7 +491,8 @@ def generate(
         _dask_importable()
     if str(device).startswith("cuda") and not torch.cuda.is_available():
         raise PdekitUserError(f"device {device!r} was requested but torch sees no CUDA device")
-    header = _header(family, splits, seed, shard_size)
+    solver = check_solver_options(family, solver)
+    header = _header(family, splits, seed, shard_size, solver)
     out = Path(out)
     notes: list[str] = []
     manifest = _prepare(out, header, notes)

@@ -144,6 +144,11 @@ def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> Check
         raise CheckpointError(
             f"{path}: not a pdekit model checkpoint (cannot be read safely: {_one_line(err)})"
         ) from None
+    if isinstance(payload, Mapping) and payload.get("format") == "pdekit-train":
+        raise CheckpointError(
+            f"{path}: a training checkpoint (optimizer and RNG state); load the model.pt that "
+            "pdekit train writes beside it"
+        )
     if not isinstance(payload, Mapping) or payload.get("format") != FORMAT:
         kind = (
             "a state_dict or other torch file"

@@ -80,8 +80,11 @@ def seed_everything(seed: int) -> None:
 
 
 def _rng_state() -> dict:
+    # numpy's state holds an ndarray: keep it as a tensor so checkpoints load with weights_only=True
+    kind, keys, pos, has_gauss, cached = np.random.get_state()  # noqa: NPY002 (the legacy global RNG)
     state = {"python": random.getstate(),
-             "numpy": np.random.get_state(),  # noqa: NPY002 (the legacy global RNG)
+             "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss),
+                       float(cached)),
              "torch": torch.get_rng_state()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state_all()
@@ -90,7 +93,9 @@ def _rng_state() -> dict:
 
 def _set_rng_state(state: dict) -> None:
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])  # noqa: NPY002
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    keys = keys.numpy().astype(np.uint32) if isinstance(keys, torch.Tensor) else keys
+    np.random.set_state((kind, keys, pos, has_gauss, cached))  # noqa: NPY002
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -556,8 +561,18 @@ class Trainer:
             tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
             torch.save(self.state_dict(), tmp)
             os.replace(tmp, path)
+            self._save_model_file(path.with_name("model.pt"))
         barrier()
         self.last_checkpoint, self.last_checkpoint_epoch = str(path), self.epoch
+
+    def _save_model_file(self, path: Path) -> None:
+        """Beside the training state, the model alone in pdekit's model-checkpoint format, so that
+        ``pdekit.load_model(path)`` rebuilds it from the file (registered models only)."""
+        if not getattr(type(self.model), "model_name", ""):
+            return
+        from pdekit.models.checkpoint import save_checkpoint as save_model
+
+        save_model(path, self.model, extra={"epoch": self.epoch, "processor": self.processor.state()})
 
     def load_checkpoint(self, path: str | os.PathLike) -> None:
         """Continue from a checkpoint written by :meth:`save_checkpoint`."""

@@ -51,13 +51,25 @@ class ConfigError(PdekitUserError):
 
 @dataclass(frozen=True)
 class OptimizerConfig:
-    """AdamW settings (decoupled weight decay, Loshchilov & Hutter 2019)."""
+    """First-order (AdamW, Adam) or second-order (Gauss-Newton-CG, trust region) settings.
 
-    name: Literal["adamw", "adam"] = "adamw"
+    The second-order optimizers (:mod:`pdekit.optim`) step on the residual vector of the relative
+    L2 data loss of each mini-batch; ``lr`` scales their step, ``damping`` is the initial
+    Levenberg-Marquardt damping of Gauss-Newton-CG and ``cg_maxiter`` caps the inner CG (or
+    Steihaug-CG) iterations. They ignore ``weight_decay``, ``betas`` and ``grad_clip``.
+    """
+
+    name: Literal["adamw", "adam", "gauss_newton_cg", "trust_region"] = "adamw"
     lr: float = 1e-3
     weight_decay: float = 1e-4
     betas: tuple[float, float] = (0.9, 0.999)
     grad_clip: float | None = None  # max global gradient norm; None: no clipping
+    damping: float = 1e-3
+    cg_maxiter: int = 50
+
+    @property
+    def second_order(self) -> bool:
+        return self.name in ("gauss_newton_cg", "trust_region")
 
 
 @dataclass(frozen=True)

@@ -375,6 +375,21 @@ class Trainer:
 
     def _build_optimizer(self) -> torch.optim.Optimizer:
         o = self.config.optimizer
+        if o.second_order:
+            if self.dist.world_size > 1:
+                raise PdekitUserError(f"optimizer {o.name} does not support data-parallel training")
+            if self.physics_loss is not None and self.physics_weight > 0:
+                raise PdekitUserError(f"optimizer {o.name} trains on the data loss only: set physics.weight to 0")
+            if self.amp:
+                raise PdekitUserError(f"optimizer {o.name} does not support amp")
+            from pdekit.optim import GaussNewtonCG, TrustRegion
+
+            if o.name == "gauss_newton_cg":
+                return GaussNewtonCG(self.model.parameters(), lr=o.lr, damping=o.damping,
+                                     cg_maxiter=o.cg_maxiter)
+            opt = TrustRegion(self.model.parameters(), cg_maxiter=o.cg_maxiter)
+            opt.param_groups[0].setdefault("lr", 1.0)  # unused (the radius sets the step); schedules need it
+            return opt
         cls = torch.optim.AdamW if o.name == "adamw" else torch.optim.Adam
         return cls(self.model.parameters(), lr=o.lr, betas=tuple(o.betas),
                    weight_decay=o.weight_decay)
@@ -441,6 +456,12 @@ class Trainer:
         for x, y, idx in self.train_loader:
             x = x.to(self.device, non_blocking=True)
             y = y.to(self.device, non_blocking=True)
+            if cfg.optimizer.second_order:
+                values = self._second_order_step(x, y, epoch)
+                n = x.shape[0]
+                sums += torch.tensor([values[0] * n, values[1] * n, 0.0, n], dtype=torch.float64)
+                self._call("on_batch_end", self.global_step, values[0])
+                continue
             with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
                 out = self._train_model(x)
             out = self.processor.decode_targets(out.float())
@@ -484,6 +505,24 @@ class Trainer:
             metrics["train_physics"] = float(sums[2]) / n
         metrics["time_s"] = time.perf_counter() - start
         return metrics
+
+    def _second_order_step(self, x: torch.Tensor, y: torch.Tensor, epoch: int) -> list[float]:
+        """One Gauss-Newton-CG / trust-region step on the mini-batch's relative-L2 residual."""
+        from pdekit.optim.trainer_adapter import relative_residual
+
+        target = self.processor.decode_targets(y)
+
+        def closure():
+            return relative_residual(self.processor.decode_targets(self._train_model(x).float()), target)
+
+        half_sq = self.optimizer.step(closure)  # 1/2 mean over the batch of rel_l2^2, before the step
+        loss = torch.sqrt(2 * half_sq.detach()).reshape(())
+        self._check_finite(loss, epoch)
+        if self._schedule_per_step:
+            self.scheduler.step()
+        self.global_step += 1
+        value = float(loss)
+        return [value, value, 0.0]
 
     def _check_finite(self, loss: torch.Tensor, epoch: int) -> None:
         value = loss.detach().float().reshape(1).clone()

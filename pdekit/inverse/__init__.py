@@ -1,0 +1,72 @@
+"""Inverse problems: observations, priors, adjoint gradients, Gauss-Newton / trust-region / L-BFGS
+estimation and neural-operator surrogate inversion (see ``docs/inverse.md``)."""
+
+from pdekit.inverse.estimate import METHODS, estimate
+from pdekit.inverse.gauss_newton import gauss_newton_cg
+from pdekit.inverse.lbfgs import lbfgs
+from pdekit.inverse.models import DarcyModel, HeatSourceModel, SolveCounter
+from pdekit.inverse.observations import (
+    BoundaryObservation,
+    GaussianNoise,
+    ObservationOperator,
+    Observations,
+    PointObservation,
+    SubsampledObservation,
+    random_points,
+)
+from pdekit.inverse.parameterisation import (
+    Identity,
+    LogCoefficient,
+    ModalLogCoefficient,
+    Parameterisation,
+)
+from pdekit.inverse.priors import (
+    GaussianRandomFieldPrior,
+    H1Smoothness,
+    Regulariser,
+    SpectralPrior,
+    Tikhonov,
+    TotalVariation,
+)
+from pdekit.inverse.problem import Evaluation, InverseProblem, Objective, taylor_test
+from pdekit.inverse.result import InversionResult
+from pdekit.inverse.surrogate import SurrogateModel, surrogate_inversion, train_surrogate
+from pdekit.inverse.trust_region import EisenstatWalker, steihaug_cg, trust_region
+
+__all__ = [
+    "METHODS",
+    "BoundaryObservation",
+    "DarcyModel",
+    "EisenstatWalker",
+    "Evaluation",
+    "GaussianNoise",
+    "GaussianRandomFieldPrior",
+    "H1Smoothness",
+    "HeatSourceModel",
+    "Identity",
+    "InverseProblem",
+    "InversionResult",
+    "LogCoefficient",
+    "ModalLogCoefficient",
+    "ObservationOperator",
+    "Objective",
+    "Observations",
+    "Parameterisation",
+    "PointObservation",
+    "Regulariser",
+    "SolveCounter",
+    "SpectralPrior",
+    "SubsampledObservation",
+    "SurrogateModel",
+    "Tikhonov",
+    "TotalVariation",
+    "estimate",
+    "gauss_newton_cg",
+    "lbfgs",
+    "random_points",
+    "steihaug_cg",
+    "surrogate_inversion",
+    "taylor_test",
+    "train_surrogate",
+    "trust_region",
+]

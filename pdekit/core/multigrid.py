@@ -184,7 +184,7 @@ class MultigridPreconditioner(LinearOperator):
         eye = torch.eye(n, dtype=op.dtype, device=op.device)
         mats = []
         for i in range(op.batch):
-            mats.append(_single(op, i).matvec(eye).T)
+            mats.append(op.take(i).matvec(eye).T)
         A = torch.stack(mats)
         return torch.linalg.cholesky(A)
 
@@ -258,24 +258,6 @@ class MultigridPreconditioner(LinearOperator):
     def __repr__(self) -> str:
         shapes = [op.grid.shape for op in self.levels]
         return f"MultigridPreconditioner(levels={shapes}, batch={self.batch})"
-
-
-def _single(op: StencilOperator, i: int) -> StencilOperator:
-    """System ``i`` of a batched stencil operator as its own operator."""
-
-    def pick(c):
-        if isinstance(c, torch.Tensor) and c.dim() > op.grid.ndim and c.shape[0] > 1:
-            return c[i : i + 1]
-        return c
-
-    return StencilOperator(
-        op.grid,
-        pick(op.c0),
-        [pick(c) for c in op.cm],
-        [pick(c) for c in op.cp],
-        symmetric=op.symmetric,
-        name=op.name,
-    )
 
 
 def multigrid_preconditioner(op: StencilOperator, **kwargs) -> MultigridPreconditioner:

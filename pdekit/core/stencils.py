@@ -234,6 +234,32 @@ class StencilOperator:
                 b.narrow(dim, m - 1, 1).sub_(_narrow(self.cp[d], dim, m - 1, 1) * bc.value)
         return b
 
+    def take(self, idx) -> StencilOperator:
+        """The systems ``idx`` (an int or a LongTensor) of a batched operator, as an operator.
+
+        A shared operator (``batch == 1``) is returned as is.
+        """
+        if self.batch == 1:
+            return self
+        idx = torch.as_tensor(idx, dtype=torch.long).reshape(-1)
+
+        def pick(c):
+            if isinstance(c, torch.Tensor) and c.dim() > self.grid.ndim and c.shape[0] > 1:
+                return c.index_select(0, idx.to(c.device))
+            return c
+
+        op = StencilOperator(
+            self.grid,
+            pick(self.c0),
+            [pick(c) for c in self.cm],
+            [pick(c) for c in self.cp],
+            symmetric=self.symmetric,
+            name=self.name,
+        )
+        op.coefficient = pick(self.coefficient)
+        op.reaction = pick(self.reaction)
+        return op
+
     # --------------------------------------------------------------- assembly
     def _full(self, c, index: int) -> torch.Tensor:
         shape = (self.batch, *self.grid.interior_shape)

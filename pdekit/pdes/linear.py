@@ -88,22 +88,7 @@ class LinearSolution:
 
 def take_systems(op: StencilOperator, idx: torch.Tensor) -> StencilOperator:
     """The systems ``idx`` of a batched stencil operator (a shared operator is returned as is)."""
-    if op.batch == 1:
-        return op
-
-    def pick(c):
-        if isinstance(c, torch.Tensor) and c.dim() > op.grid.ndim and c.shape[0] > 1:
-            return c.index_select(0, idx.to(c.device))
-        return c
-
-    return StencilOperator(
-        op.grid,
-        pick(op.c0),
-        [pick(c) for c in op.cm],
-        [pick(c) for c in op.cp],
-        symmetric=op.symmetric,
-        name=op.name,
-    )
+    return op.take(idx)
 
 
 def _pick_rows(t: torch.Tensor | None, idx: torch.Tensor) -> torch.Tensor | None:

@@ -20,9 +20,8 @@ References
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
+import torch.nn.functional as F
 
 from pdekit.core.grid import Grid
 from pdekit.core.linop import LinearOperator
@@ -31,52 +30,29 @@ from pdekit.core.stencils import StencilOperator, diffusion
 __all__ = ["MultigridPreconditioner", "multigrid_preconditioner"]
 
 
-@dataclass(frozen=True)
-class _Interp1D:
-    """Linear interpolation from ``nc`` to ``nf`` nodes on one interval (full grids)."""
+_MODES = {1: "linear", 2: "bilinear", 3: "trilinear"}
 
-    lo: torch.Tensor  # (nf,) index of the left coarse node
-    hi: torch.Tensor  # (nf,) index of the right coarse node
-    w_lo: torch.Tensor  # (nf,) weights
-    w_hi: torch.Tensor
-    nc: int
-    nf: int
 
-    @staticmethod
-    def build(nf: int, nc: int, dtype, device) -> _Interp1D:
-        # fine node i sits at coarse coordinate s = i (nc - 1) / (nf - 1)
-        s = torch.arange(nf, dtype=torch.float64) * (nc - 1) / (nf - 1)
-        lo = torch.clamp(torch.floor(s + 1e-12).long(), max=nc - 2)
-        t = s - lo
-        return _Interp1D(
-            lo.to(device),
-            (lo + 1).to(device),
-            (1 - t).to(dtype=dtype, device=device),
-            t.to(dtype=dtype, device=device),
-            nc,
-            nf,
-        )
+def _prolong_full(e: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """Linear interpolation of full-grid nodal fields ``(B, *coarse)`` onto ``(B, *shape)``.
 
-    def _w(self, w, dim, ndim):
-        shape = [1] * ndim
-        shape[dim] = -1
-        return w.view(shape)
+    Node grids on the same interval line up at both ends: ``align_corners=True``.
+    """
+    out = F.interpolate(e.unsqueeze(1), size=shape, mode=_MODES[len(shape)], align_corners=True)
+    return out.squeeze(1)
 
-    def prolong(self, e: torch.Tensor, dim: int) -> torch.Tensor:
-        nd = e.dim()
-        return e.index_select(dim, self.lo) * self._w(self.w_lo, dim, nd) + e.index_select(
-            dim, self.hi
-        ) * self._w(self.w_hi, dim, nd)
 
-    def restrict(self, r: torch.Tensor, dim: int) -> torch.Tensor:
-        """Transpose of :meth:`prolong`."""
-        nd = r.dim()
-        shape = list(r.shape)
-        shape[dim] = self.nc
-        out = r.new_zeros(shape)
-        out.index_add_(dim, self.lo, r * self._w(self.w_lo, dim, nd))
-        out.index_add_(dim, self.hi, r * self._w(self.w_hi, dim, nd))
-        return out
+def _prolong_transpose(r: torch.Tensor, coarse: tuple[int, ...]) -> torch.Tensor:
+    """The exact transpose of :func:`_prolong_full` (the interpolation's backward kernel)."""
+    B, fine = r.shape[0], tuple(r.shape[1:])
+    g, size, inp = r.unsqueeze(1), list(fine), [B, 1, *coarse]
+    if len(fine) == 1:
+        out = torch.ops.aten.upsample_linear1d_backward(g, size, inp, True, None)
+    elif len(fine) == 2:
+        out = torch.ops.aten.upsample_bilinear2d_backward(g, size, inp, True, None, None)
+    else:
+        out = torch.ops.aten.upsample_trilinear3d_backward(g, size, inp, True, None, None, None)
+    return out.squeeze(1)
 
 
 class MultigridPreconditioner(LinearOperator):
@@ -135,7 +111,6 @@ class MultigridPreconditioner(LinearOperator):
         self.n_cycles = n_cycles
         a = a.unsqueeze(0) if a.dim() == grid.ndim else a
         self.levels: list[StencilOperator] = []
-        self.interp: list[list[_Interp1D]] = []
         self.scale: list[float] = []
         g = grid
         while True:
@@ -144,16 +119,12 @@ class MultigridPreconditioner(LinearOperator):
             if min(g.interior_shape) <= coarsest:
                 break
             nc = tuple((n + 1) // 2 for n in g.shape)
-            ip = [
-                _Interp1D.build(nf, c, a.dtype, a.device) for nf, c in zip(g.shape, nc, strict=True)
-            ]
-            self.interp.append(ip)
             # restriction = scale * P^T with row sums ~ 1 (full weighting)
             scale = 1.0
             for nf, c in zip(g.shape, nc, strict=True):
                 scale *= (c - 1) / (nf - 1)
             self.scale.append(scale)
-            a = self._average(a, ip, len(g.shape))
+            a = self._average(a, nc)
             g = Grid(nc, bc=g.bc, length=g.length)
         self._coarse_factor = self._factor(self.levels[-1])
         # Red-black Gauss-Seidel weights: colour mask / diagonal, one tensor per colour and level.
@@ -169,14 +140,9 @@ class MultigridPreconditioner(LinearOperator):
 
     # ----------------------------------------------------------------- setup
     @staticmethod
-    def _average(a: torch.Tensor, ip: list[_Interp1D], nd: int) -> torch.Tensor:
+    def _average(a: torch.Tensor, coarse: tuple[int, ...]) -> torch.Tensor:
         """Full-weighting average of a nodal field onto the coarse nodes (weights sum to 1)."""
-        num, den = a, torch.ones_like(a)
-        for d, p in enumerate(ip):
-            dim = a.dim() - nd + d
-            num = p.restrict(num, dim)
-            den = p.restrict(den, dim)
-        return num / den
+        return _prolong_transpose(a, coarse) / _prolong_transpose(torch.ones_like(a), coarse)
 
     @staticmethod
     def _factor(op: StencilOperator) -> torch.Tensor:
@@ -200,7 +166,8 @@ class MultigridPreconditioner(LinearOperator):
     def _smooth(self, level: int, u: torch.Tensor, b: torch.Tensor, order: tuple[int, int]):
         op, weights = self.levels[level], self._weights[level]
         for colour in order:
-            u = u + weights[colour] * (b - op.apply(u))
+            r = op.apply(u)
+            u = u.addcmul(weights[colour], b - r)
         return u
 
     def _vcycle(self, level: int, b: torch.Tensor) -> torch.Tensor:
@@ -225,19 +192,13 @@ class MultigridPreconditioner(LinearOperator):
         return u
 
     def _restrict(self, level: int, r: torch.Tensor) -> torch.Tensor:
-        g = self.levels[level].grid
-        full = g.extend(r)
-        for d, p in enumerate(self.interp[level]):
-            full = p.restrict(full, d + 1)
         coarse = self.levels[level + 1].grid
+        full = _prolong_transpose(self.levels[level].grid.extend(r), coarse.shape)
         return coarse.interior(full) * self.scale[level]
 
     def _prolong(self, level: int, e: torch.Tensor) -> torch.Tensor:
-        coarse = self.levels[level + 1].grid
-        full = coarse.extend(e)
-        for d, p in enumerate(self.interp[level]):
-            full = p.prolong(full, d + 1)
-        return self.levels[level].grid.interior(full)
+        fine = self.levels[level].grid
+        return fine.interior(_prolong_full(self.levels[level + 1].grid.extend(e), fine.shape))
 
     def apply(self, r: torch.Tensor) -> torch.Tensor:
         """Apply to residual fields ``(B, *interior_shape)``."""

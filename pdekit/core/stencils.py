@@ -177,17 +177,15 @@ class StencilOperator:
             dim = d + 1
             m = u.shape[dim]
             cm, cp = self.cm[d], self.cp[d]
-            # interior neighbours
-            y_hi = y.narrow(dim, 1, m - 1)
-            y_hi += _narrow(cm, dim, 1, m - 1) * u.narrow(dim, 0, m - 1)
-            y_lo = y.narrow(dim, 0, m - 1)
-            y_lo += _narrow(cp, dim, 0, m - 1) * u.narrow(dim, 1, m - 1)
+            # interior neighbours (fused multiply-adds into y, no temporaries)
+            _fma(y.narrow(dim, 1, m - 1), _narrow(cm, dim, 1, m - 1), u.narrow(dim, 0, m - 1))
+            _fma(y.narrow(dim, 0, m - 1), _narrow(cp, dim, 0, m - 1), u.narrow(dim, 1, m - 1))
             if bc.kind == "neumann":  # mirrored ghosts u_{-1} = u_1, u_m = u_{m-2}
-                y.narrow(dim, 0, 1).add_(_narrow(cm, dim, 0, 1) * u.narrow(dim, 1, 1))
-                y.narrow(dim, m - 1, 1).add_(_narrow(cp, dim, m - 1, 1) * u.narrow(dim, m - 2, 1))
+                _fma(y.narrow(dim, 0, 1), _narrow(cm, dim, 0, 1), u.narrow(dim, 1, 1))
+                _fma(y.narrow(dim, m - 1, 1), _narrow(cp, dim, m - 1, 1), u.narrow(dim, m - 2, 1))
             elif bc.kind == "periodic":
-                y.narrow(dim, 0, 1).add_(_narrow(cm, dim, 0, 1) * u.narrow(dim, m - 1, 1))
-                y.narrow(dim, m - 1, 1).add_(_narrow(cp, dim, m - 1, 1) * u.narrow(dim, 0, 1))
+                _fma(y.narrow(dim, 0, 1), _narrow(cm, dim, 0, 1), u.narrow(dim, m - 1, 1))
+                _fma(y.narrow(dim, m - 1, 1), _narrow(cp, dim, m - 1, 1), u.narrow(dim, 0, 1))
         return y[0] if single else y
 
     def matvec(self, X: torch.Tensor) -> torch.Tensor:
@@ -318,6 +316,14 @@ class StencilOperator:
 
     def __repr__(self) -> str:
         return f"StencilOperator({self.name}, grid={self.grid.shape}, batch={self.batch})"
+
+
+def _fma(out: torch.Tensor, c, u: torch.Tensor) -> None:
+    """``out += c * u`` in place (``c`` a tensor broadcastable to ``out``, or a number)."""
+    if isinstance(c, torch.Tensor):
+        out.addcmul_(c, u)
+    else:
+        out.add_(u, alpha=c)
 
 
 def _narrow(c, dim: int, start: int, length: int):

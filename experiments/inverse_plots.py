@@ -31,7 +31,14 @@ def main(argv=None):
     ap.add_argument("--out", default="docs/img")
     ap.add_argument("--n", type=int, default=40, help="nodes per dimension")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--quick", action="store_true", help="a 24 x 24 grid (a smoke run)")
+    ap.add_argument("--json", metavar="PATH", help="also write the final numbers of each run as JSON")
+    ap.add_argument("--device", default="cpu", help="only cpu: the drivers run on the CPU")
     args = ap.parse_args(argv)
+    if args.device != "cpu":
+        ap.error("the inversion drivers in this script run on the CPU only")
+    if args.quick:
+        args.n = 24
     torch.set_num_threads(1)
     import matplotlib
 
@@ -90,12 +97,23 @@ def main(argv=None):
         a.legend(fontsize=8)
     fig.savefig(os.path.join(args.out, "inverse_convergence.png"), dpi=80)
     plt.close(fig)
+    rows = []
     for name, res in runs.items():
         h = res.history[-1]
+        rows.append({"method": name, "objective": h["objective"], "misfit": h["misfit"],
+                     "pde_solves": h["pde_solves"],
+                     "rel_error": float((res.m - truth).norm() / truth.norm())})
         print(
             f"{name:16s} objective {h['objective']:.3f} misfit {h['misfit']:.2f} "
             f"solves {h['pde_solves']} rel error {float((res.m - truth).norm() / truth.norm()):.3f}"
         )
+
+
+    if args.json:
+        import json
+
+        with open(args.json, "w") as f:
+            json.dump({"n": args.n, "seed": args.seed, "results": rows}, f, indent=2)
 
 
 if __name__ == "__main__":

@@ -196,7 +196,7 @@ class _Run:
         if self.callback is not None:
             self.callback(x[0] if self.squeeze else x)
 
-    def result(self, x: torch.Tensor, *, check: bool = True) -> SolveResult:
+    def result(self, x: torch.Tensor, *, check: bool = True, recycle=None) -> SolveResult:
         """Final true residuals, the result object, and ``strict`` handling."""
         if not self.rnorm_is_current and not bool(self.conv.all()):
             rn = _norm(self.b - self.matvec(x))
@@ -214,6 +214,7 @@ class _Run:
             residual_history=self.history,
             matvecs=self.matvecs,
             method=self.method,
+            recycle=recycle,
         )
         if check and self.strict and not res.all_converged:
             n_bad = int((~res.converged).sum())

@@ -64,8 +64,8 @@ import numpy as np
 import scipy.linalg as sla
 import torch
 
-from pdekit.core.linop import LinearOperator, as_batch, aslinearoperator
-from pdekit.core.solve_result import BreakdownError, NotConvergedError, SolveResult
+from pdekit.core.krylov import _Run
+from pdekit.core.solve_result import BreakdownError, SolveResult
 
 __all__ = ["RecycleSpace", "gcrodr", "rcg", "recycled_solve"]
 
@@ -179,115 +179,15 @@ def _sel(mask: torch.Tensor, new: torch.Tensor, old: torch.Tensor) -> torch.Tens
     return torch.where(mask.view(-1, *([1] * (new.dim() - 1))), new, old)
 
 
-class _Problem:
-    """Validated inputs, counters and the result object shared by both methods."""
+class _Problem(_Run):
+    """:class:`pdekit.core.krylov._Run` (validation, counters, result) plus operator fingerprints."""
 
     def __init__(self, method, A, b, x0, rtol, atol, maxiter, M, callback, strict):
-        self.method = method
-        if not isinstance(b, torch.Tensor):
-            b = torch.as_tensor(b)
-        if b.dim() not in (1, 2):
-            raise ValueError(f"{method}: b must be (n,) or (B, n), got shape {tuple(b.shape)}")
-        if b.is_complex():
-            raise ValueError(f"{method}: complex systems are not supported (b is {b.dtype})")
-        if not b.is_floating_point():
-            b = b.to(torch.get_default_dtype())
-        if not bool(torch.isfinite(b).all()):
-            raise ValueError(f"{method}: b contains NaN or inf")
-        if not (rtol >= 0 and atol >= 0):
-            raise ValueError(f"{method}: rtol and atol must be >= 0, got rtol={rtol}, atol={atol}")
-        self.b, self.squeeze = as_batch(b)
-        n_sys, n = self.b.shape
         self.keyA, self.keyM = _fingerprint(A), _fingerprint(M)
-        self.A = self._operator(A, "A", n, n_sys)
-        self.M = None if M is None else self._operator(M, "M", n, n_sys)
-        self.maxiter = 10 * n if maxiter is None else int(maxiter)
-        if self.maxiter < 0:
-            raise ValueError(f"{method}: maxiter must be >= 0, got {maxiter}")
-        self.callback, self.strict = callback, strict
-        self.matvecs = 0
-        self.history: list[torch.Tensor] = []
-        self.its = torch.zeros(n_sys, dtype=torch.long, device=b.device)
-        self.bnorm = _norm(self.b)
-        self.tol = torch.clamp(rtol * self.bnorm, min=atol)
-        zero_b = (self.bnorm == 0).unsqueeze(1)
-        if x0 is None:
-            self.x, self.r = torch.zeros_like(self.b), self.b
-        else:
-            if not isinstance(x0, torch.Tensor):
-                x0 = torch.as_tensor(x0)
-            if tuple(x0.shape) != tuple(b.shape):
-                raise ValueError(
-                    f"{method}: x0 has shape {tuple(x0.shape)} but b has shape {tuple(b.shape)}"
-                )
-            if not bool(torch.isfinite(x0).all()):
-                raise ValueError(f"{method}: x0 contains NaN or inf")
-            x = as_batch(x0.to(device=b.device, dtype=b.dtype))[0]
-            self.x = torch.where(zero_b, torch.zeros_like(x), x)
-            self.r = self.b - self.matvec(self.x)
-        self.rnorm = _norm(self.r)
-        self.conv = self.rnorm <= self.tol
-
-    def _operator(self, A, name, n, n_sys) -> LinearOperator:
-        shape = getattr(A, "shape", None)
-        if shape is not None and len(shape) == 3 and not callable(getattr(A, "matvec", None)):
-            if int(shape[0]) != n_sys:
-                raise ValueError(
-                    f"{self.method}: {name} holds {shape[0]} matrices but b has {n_sys} system(s)"
-                )
-        op = aslinearoperator(A, n)
-        if op.shape != (n, n):
-            raise ValueError(f"{self.method}: {name} has shape {op.shape} but b has length {n}")
-        return op
-
-    def matvec(self, X: torch.Tensor) -> torch.Tensor:
-        self.matvecs += 1
-        Y = self.A.matvec(X)
-        if Y.shape != X.shape:
-            raise ValueError(f"{self.method}: A maps shape {tuple(X.shape)} to {tuple(Y.shape)}")
-        return Y
-
-    def precond(self, X: torch.Tensor) -> torch.Tensor:
-        return X if self.M is None else self.M.matvec(X)
-
-    def step(self, active: torch.Tensor, estimate: torch.Tensor) -> None:
-        self.its += active
-        last = self.history[-1] if self.history else self.rnorm
-        self.history.append(torch.where(active, estimate, last))
-
-    def confirm(self, x: torch.Tensor, claim: torch.Tensor):
-        r = self.b - self.matvec(x)
-        rn = _norm(r)
-        passed = claim & (rn <= self.tol)
-        self.conv = self.conv | passed
-        self.rnorm = torch.where(claim, rn, self.rnorm)
-        return passed, r
-
-    def notify(self, x: torch.Tensor) -> None:
-        if self.callback is not None:
-            self.callback(x[0] if self.squeeze else x)
+        super().__init__(method, A, b, x0, rtol, atol, maxiter, M, callback, strict, lambda n: 10 * n)
 
     def result(self, x: torch.Tensor, recycle, *, check: bool = True) -> SolveResult:
-        if not bool(self.conv.all()):
-            rn = _norm(self.b - self.matvec(x))
-            self.rnorm = torch.where(self.conv, self.rnorm, rn)
-            self.conv = self.conv | (rn <= self.tol)
-        bn = self.bnorm
-        rel = torch.where(bn > 0, self.rnorm / torch.where(bn > 0, bn, torch.ones_like(bn)),
-                          self.rnorm)
-        res = SolveResult(
-            x=x[0] if self.squeeze else x, iterations=self.its, converged=self.conv,
-            rel_residual=rel, residual_history=self.history, matvecs=self.matvecs,
-            method=self.method, recycle=recycle,
-        )
-        if check and self.strict and not res.all_converged:
-            n_bad = int((~res.converged).sum())
-            raise NotConvergedError(
-                f"{self.method}: {n_bad} of {res.converged.numel()} system(s) did not converge in "
-                f"maxiter={self.maxiter} iterations (worst relative residual {float(rel.max()):.3g})",
-                res,
-            )
-        return res
+        return super().result(x, check=check, recycle=recycle)
 
     def breakdown(self, x, bad, values, what, recycle):
         i = int(torch.nonzero(bad)[0, 0])

@@ -22,7 +22,7 @@ reports.
 Resolutions: the patch size is chosen per input as ``ceil(n / 2**(n_scales - 1))`` per axis (the
 reference scripts' rule: the coarsest map is one patch, the finest ``2**(n_scales - 1)`` patches
 per axis), so every grid is accepted and the weights are the same at every resolution. Unlike the
-reference, which keeps its basis frequencies as a ``.cuda()`` tensor outside the module, the
+reference, which keeps its basis frequencies as a CUDA-only tensor outside the module, the
 basis indices are a buffer that follows ``.to(device)`` and ``.double()``.
 
 References

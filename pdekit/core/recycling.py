@@ -64,7 +64,7 @@ import numpy as np
 import scipy.linalg as sla
 import torch
 
-from pdekit.core.krylov import _Run
+from pdekit.core.krylov import _div, _norm, _Run, _sel
 from pdekit.core.solve_result import BreakdownError, SolveResult
 
 __all__ = ["RecycleSpace", "gcrodr", "rcg", "recycled_solve"]
@@ -162,21 +162,8 @@ def _fingerprint(op) -> Any:
 
 
 # ----------------------------------------------------------------------------------------------
-# Input handling and bookkeeping (mirrors pdekit.core.krylov)
+# Input handling and bookkeeping (shared with pdekit.core.krylov)
 # ----------------------------------------------------------------------------------------------
-
-
-def _norm(u: torch.Tensor) -> torch.Tensor:
-    return torch.linalg.vector_norm(u, dim=1)
-
-
-def _div(a: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
-    nz = d != 0
-    return torch.where(nz, a / torch.where(nz, d, torch.ones_like(d)), torch.zeros_like(a))
-
-
-def _sel(mask: torch.Tensor, new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
-    return torch.where(mask.view(-1, *([1] * (new.dim() - 1))), new, old)
 
 
 class _Problem(_Run):

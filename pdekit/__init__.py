@@ -1,6 +1,6 @@
 """pdekit: scientific machine learning on PDEs on one torch solver core."""
 
-__version__ = "0.1.0"
+from pdekit._version import __version__  # noqa: F401 (re-exported)
 
 
 def __getattr__(name: str):

@@ -3,8 +3,9 @@
 pdekit uses vertex (node) grids on the unit box ``[0, L]^d``:
 
 * Dirichlet and Neumann dimensions hold ``n`` nodes *including* both boundary nodes,
-  ``x_i = i L / (n - 1)``; for Dirichlet only the ``n - 2`` interior nodes are unknowns (the FNO Darcy
-  convention), for Neumann all ``n`` nodes are unknowns (mirror ghost nodes).
+  ``x_i = i L / (n - 1)`` (the node-centred grid, boundary nodes included, of the FNO benchmark
+  data); for Dirichlet only the ``n - 2`` interior nodes are unknowns, for Neumann all ``n`` nodes
+  are unknowns (mirror ghost nodes).
 * Periodic dimensions hold ``n`` nodes ``x_i = i L / n`` (the point ``x = L`` is ``x = 0``).
 """
 
@@ -15,7 +16,7 @@ from typing import Literal
 
 import torch
 
-__all__ = ["BoundaryCondition", "Dirichlet", "Neumann", "Periodic", "Grid", "Field"]
+__all__ = ["BoundaryCondition", "Dirichlet", "Neumann", "Periodic", "Grid"]
 
 
 @dataclass(frozen=True)
@@ -172,21 +173,3 @@ class Grid:
     def _check_trailing(self, u: torch.Tensor, shape, what: str) -> None:
         if tuple(u.shape[u.dim() - self.ndim :]) != tuple(shape) or u.dim() < self.ndim:
             raise ValueError(f"{what} must end with shape {tuple(shape)}, got {tuple(u.shape)}")
-
-
-@dataclass(frozen=True)
-class Field:
-    """Values on a grid together with the grid (and so its boundary conditions).
-
-    ``values`` has shape ``(B, *grid.shape)`` or ``(*grid.shape)``: full-grid nodal values.
-    """
-
-    values: torch.Tensor
-    grid: Grid
-
-    def __post_init__(self):
-        self.grid._check_trailing(self.values, self.grid.shape, "Field values")
-
-    @property
-    def interior(self) -> torch.Tensor:
-        return self.grid.interior(self.values)

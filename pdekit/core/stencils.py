@@ -17,9 +17,19 @@ All operators apply to batches ``(B, *interior_shape)`` (or flattened ``(B, n)``
 :meth:`StencilOperator.matvec`) on any device and dtype, and assemble to torch sparse CSR
 (:meth:`StencilOperator.assemble`) or ``scipy.sparse`` (:meth:`StencilOperator.to_scipy`).
 
-The Darcy convention used throughout pdekit (the classic FNO Darcy data): an ``n x n`` grid of nodes
-including the boundary, ``x_i = i/(n-1)``, ``u = 0`` on boundary nodes, the 5-point flux-form stencil
-with harmonic-mean face coefficients on the interior nodes: ``diffusion(Grid((n, n)), a)``.
+The grid convention used throughout pdekit is the node-centred grid, boundary nodes included (as
+in the FNO benchmark data [2]_): an ``n x n`` grid of nodes ``x_i = i/(n-1)``, ``u = 0`` on the
+boundary nodes, and the 5-point flux-form stencil with harmonic-mean face coefficients [1]_ on the
+interior nodes: ``diffusion(Grid((n, n)), a)``.
+
+References
+----------
+.. [1] S. V. Patankar, *Numerical Heat Transfer and Fluid Flow*, Hemisphere, 1980, ch. 4: the
+   flux (control-volume) form of ``-div(a grad u)`` with the harmonic mean of the two nodal
+   coefficients as the interface coefficient.
+.. [2] Z. Li, N. Kovachki, K. Azizzadenesheli, B. Liu, K. Bhattacharya, A. Stuart,
+   A. Anandkumar, "Fourier neural operator for parametric partial differential equations",
+   ICLR 2021, arXiv:2010.08895.
 """
 
 from __future__ import annotations
@@ -389,6 +399,11 @@ def diffusion(grid: Grid, a: torch.Tensor, *, reaction=None) -> StencilOperator:
     >>> A = diffusion(g, torch.ones(6, 6, dtype=torch.float64))
     >>> float(abs(A.to_scipy() - laplacian(g).to_scipy()).max())
     0.0
+
+    References
+    ----------
+    S. V. Patankar, *Numerical Heat Transfer and Fluid Flow*, Hemisphere, 1980, ch. 4 (harmonic-mean
+    interface coefficients in the flux form).
     """
     check_coefficient(a, grid, "a")
     a = _batched(a, grid)

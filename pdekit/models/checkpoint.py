@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from pdekit._version import __version__
 from pdekit.errors import PdekitUserError
 from pdekit.models.registry import get_model, mapping_or_config, model_spec
 
@@ -55,12 +56,6 @@ class Checkpoint:
         _check_state_dict(model, self.state_dict, self.model_name)
         model.load_state_dict(self.state_dict)
         return model
-
-
-def _version() -> str:
-    from pdekit import __version__
-
-    return __version__
 
 
 def _one_line(err: BaseException) -> str:
@@ -115,7 +110,7 @@ def save_checkpoint(
     payload = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "pdekit_version": _version(),
+        "pdekit_version": __version__,
         "model": spec.name,
         "config": config_dict,
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},

@@ -13,7 +13,8 @@ import scipy.sparse.linalg as spla
 import torch
 
 from pdekit.core.krylov import solve
-from pdekit.core.recycling import RecycleSpace, _select, gcrodr, rcg, recycled_solve
+from pdekit.core.recycling import RecycleSpace, gcrodr, rcg, recycled_solve
+from pdekit.core.recycling.gcrodr import _select
 from pdekit.core.solve_result import BreakdownError, NotConvergedError
 
 # ---------------------------------------------------------------------------------------------

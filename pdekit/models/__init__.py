@@ -5,7 +5,8 @@
 
 Build any model with :func:`get_model` from its registry name and config fields; save it with
 :func:`save_checkpoint` and rebuild it from the file alone with :func:`load_model`. New models
-register with :func:`register_model` (see :mod:`pdekit.models.registry`).
+register with :func:`register_model` (see :mod:`pdekit.models.registry`); the model contract,
+:class:`NeuralOperator`, and the config checks live in :mod:`pdekit.models.base`.
 
 Importing this package does not import neuraloperator; building FNO/TFNO/MG-TFNO does.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pdekit.models.base import NeuralOperator
 from pdekit.models.checkpoint import (
     Checkpoint,
     CheckpointError,
@@ -24,7 +26,6 @@ from pdekit.models.checkpoint import (
 from pdekit.models.fno import FNO, TFNO, FNOConfig, TFNOConfig
 from pdekit.models.mgtfno import MGTFNO, MGTFNOConfig, MultigridPatching, PatchLayout
 from pdekit.models.registry import (
-    NeuralOperator,
     available_models,
     count_parameters,
     get_config,

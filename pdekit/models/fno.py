@@ -27,22 +27,16 @@ from typing import Any, Literal
 import torch
 
 from pdekit.errors import PdekitUserError
-from pdekit.models.registry import (
-    NeuralOperator,
-    as_int_tuple,
-    check_choice,
-    check_positive_int,
-    register_model,
-)
+from pdekit.models.base import ConfigChecks, NeuralOperator
+from pdekit.models.registry import register_model
 
 __all__ = ["FNO", "FNOConfig", "TFNO", "TFNOConfig"]
 
 Factorization = Literal["tucker", "cp", "tt"]
-FACTORIZATIONS: tuple[str, ...] = ("tucker", "cp", "tt")
 
 
 @dataclasses.dataclass(frozen=True)
-class FNOConfig:
+class FNOConfig(ConfigChecks):
     """Configuration of a dense :class:`FNO` (defaults sized for 2D Darcy flow).
 
     Parameters
@@ -78,24 +72,22 @@ class FNOConfig:
     domain_padding: float = 0.0
 
     def __post_init__(self) -> None:
-        owner = type(self).__name__
-        n_modes = as_int_tuple(owner, "n_modes", self.n_modes)
+        n_modes = self._normalise_int_tuple("n_modes")
         if not 1 <= len(n_modes) <= 3:
-            raise PdekitUserError(f"{owner}.n_modes must have 1 to 3 entries, got {n_modes}")
-        object.__setattr__(self, "n_modes", n_modes)
-        for field in ("in_channels", "out_channels", "hidden_channels", "n_layers"):
-            check_positive_int(owner, field, getattr(self, field))
-        for field in ("lifting_channel_ratio", "projection_channel_ratio"):
-            check_positive_int(owner, field, getattr(self, field))
-        if not isinstance(self.positional_embedding, bool):
             raise PdekitUserError(
-                f"{owner}.positional_embedding must be True or False, "
-                f"got {self.positional_embedding!r}"
+                f"{type(self).__name__}.n_modes must have 1 to 3 entries, got {n_modes}"
             )
-        if not 0.0 <= float(self.domain_padding) < 1.0:
-            raise PdekitUserError(
-                f"{owner}.domain_padding must be a fraction in [0, 1), got {self.domain_padding!r}"
-            )
+        self._check_positive_ints(
+            "in_channels", "out_channels", "hidden_channels", "n_layers",
+            "lifting_channel_ratio", "projection_channel_ratio",
+        )
+        self._check_flags("positional_embedding")
+        self._check_fraction("domain_padding", include_high=False)
+
+    @property
+    def n_dim(self) -> int:
+        """Number of spatial dimensions: ``len(n_modes)``."""
+        return len(self.n_modes)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,10 +108,8 @@ class TFNOConfig(FNOConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        owner = type(self).__name__
-        check_choice(owner, "factorization", self.factorization, FACTORIZATIONS)
-        if isinstance(self.rank, bool) or not 0.0 < float(self.rank) <= 1.0:
-            raise PdekitUserError(f"{owner}.rank must be a fraction in (0, 1], got {self.rank!r}")
+        self._check_choice("factorization", Factorization)
+        self._check_fraction("rank", include_low=False)
 
 
 @register_model("fno", FNOConfig)
@@ -153,9 +143,8 @@ class FNO(NeuralOperator):
     """
 
     def __init__(self, config: FNOConfig | None = None) -> None:
-        if config is None:
-            config = type(self).config_class()
-        super().__init__(config, n_dim=len(config.n_modes))
+        super().__init__(config)
+        config = self.config
         from neuralop.models import FNO as NeuralopFNO
 
         from pdekit.models.spectral_conv import SpectralConv

@@ -45,22 +45,16 @@ from torch import nn
 from torch.nn import functional as F
 
 from pdekit.errors import PdekitUserError
-from pdekit.models.registry import (
-    NeuralOperator,
-    as_int_tuple,
-    check_choice,
-    check_positive_int,
-    register_model,
-)
+from pdekit.models.base import ConfigChecks, NeuralOperator
+from pdekit.models.registry import register_model
 
 __all__ = ["LSM", "LSMConfig", "NeuralSpectralBlock", "Norm"]
 
 Norm = Literal["batch", "instance"]
-NORMS: tuple[str, ...] = ("batch", "instance")
 
 
 @dataclasses.dataclass(frozen=True)
-class LSMConfig:
+class LSMConfig(ConfigChecks):
     """Configuration of an :class:`LSM`; the defaults are the paper's Darcy / Navier-Stokes model.
 
     Parameters
@@ -98,22 +92,22 @@ class LSMConfig:
 
     def __post_init__(self) -> None:
         owner = type(self).__name__
-        for field in ("in_channels", "out_channels", "width", "n_basis", "n_tokens", "n_heads",
-                      "projection_channels"):
-            check_positive_int(owner, field, getattr(self, field))
-        mults = as_int_tuple(owner, "channel_multipliers", self.channel_multipliers)
+        self._check_positive_ints(
+            "in_channels", "out_channels", "width", "n_basis", "n_tokens", "n_heads",
+            "projection_channels",
+        )
+        mults = self._normalise_int_tuple("channel_multipliers")
         if len(mults) < 2:
             raise PdekitUserError(
                 f"{owner}.channel_multipliers needs >= 2 scales for the U-Net, got {mults}"
             )
-        object.__setattr__(self, "channel_multipliers", mults)
         bad = [self.width * m for m in mults if (self.width * m) % self.n_heads]
         if bad:
             raise PdekitUserError(
                 f"{owner}: every scale's channels must be divisible by n_heads={self.n_heads}, "
                 f"got {bad[0]} (width={self.width}, channel_multipliers={mults})"
             )
-        check_choice(owner, "norm", self.norm, NORMS)
+        self._check_choice("norm", Norm)
 
     @property
     def n_scales(self) -> int:
@@ -237,10 +231,8 @@ class LSM(NeuralOperator):
     """
 
     def __init__(self, config: LSMConfig | None = None) -> None:
-        if config is None:
-            config = LSMConfig()
         super().__init__(config, n_dim=2)
-        c = config
+        c = self.config
         widths = [c.width * m for m in c.channel_multipliers]
         self.lift = nn.Conv2d(c.in_channels + 2, c.width, 1)
         self.encoder = nn.ModuleList(

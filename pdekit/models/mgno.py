@@ -54,17 +54,12 @@ from torch import nn
 from torch.nn import functional as F
 
 from pdekit.errors import PdekitUserError
-from pdekit.models.registry import (
-    NeuralOperator,
-    check_choice,
-    check_positive_int,
-    register_model,
-)
+from pdekit.models.base import ConfigChecks, NeuralOperator
+from pdekit.models.registry import register_model
 
 __all__ = ["MgConv", "MgNO", "MgNOConfig", "PaddingMode"]
 
 PaddingMode = Literal["zeros", "circular", "reflect"]
-PADDING_MODES: tuple[str, ...] = ("zeros", "circular", "reflect")
 
 #: The reference Darcy V-cycle: one pre-smoothing step on levels 0-4, two on level 5.
 DARCY_ITERATIONS: tuple[tuple[int, int], ...] = ((1, 0),) * 5 + ((2, 0),)
@@ -102,7 +97,7 @@ def _as_iterations(owner: str, value: Any) -> tuple[tuple[int, int], ...]:
 
 
 @dataclasses.dataclass(frozen=True)
-class MgNOConfig:
+class MgNOConfig(ConfigChecks):
     """Configuration of an :class:`MgNO`; the defaults are the reference Darcy model.
 
     Parameters
@@ -152,15 +147,10 @@ class MgNOConfig:
 
     def __post_init__(self) -> None:
         owner = type(self).__name__
-        for field in ("in_channels", "out_channels", "hidden_channels", "n_layers"):
-            check_positive_int(owner, field, getattr(self, field))
+        self._check_positive_ints("in_channels", "out_channels", "hidden_channels", "n_layers")
         object.__setattr__(self, "n_iterations", _as_iterations(owner, self.n_iterations))
-        check_choice(owner, "padding_mode", self.padding_mode, PADDING_MODES)
-        for field in ("bias", "linear_branch", "norm", "residual", "zero_boundary"):
-            if not isinstance(getattr(self, field), bool):
-                raise PdekitUserError(
-                    f"{owner}.{field} must be True or False, got {getattr(self, field)!r}"
-                )
+        self._check_choice("padding_mode", PaddingMode)
+        self._check_flags("bias", "linear_branch", "norm", "residual", "zero_boundary")
         if self.residual and self.in_channels < self.out_channels:
             raise PdekitUserError(
                 f"{owner}.residual needs in_channels >= out_channels, got "
@@ -248,8 +238,9 @@ class MgConv(nn.Module):
 
     References
     ----------
-    .. [1] J. He, X. Liu, J. Xu, "MgNO: Efficient parameterization of linear operators via
-       multigrid", ICLR 2024, arXiv:2310.19809.
+    .. [1] J. He, J. Xu, "MgNet: A unified framework of multigrid and convolutional neural
+       network", Sci. China Math. 62 (2019) 1331-1354 (the V-cycle as convolutions).
+    .. [2] J. He, X. Liu, J. Xu, "MgNO", ICLR 2024, arXiv:2310.19809 (its use as an operator).
     """
 
     def __init__(
@@ -342,10 +333,8 @@ class MgNO(NeuralOperator):
     """
 
     def __init__(self, config: MgNOConfig | None = None) -> None:
-        if config is None:
-            config = MgNOConfig()
         super().__init__(config, n_dim=2)
-        c = config
+        c = self.config
         self.cycles = nn.ModuleList(
             MgConv(c.in_channels if k == 0 else c.hidden_channels, c.hidden_channels,
                    c.n_iterations, c.padding_mode, c.bias, c.norm)

@@ -46,13 +46,13 @@ from typing import Literal
 import torch
 
 from pdekit.errors import PdekitUserError
+from pdekit.models.base import NeuralOperator, check_config_choice, check_positive_int
 from pdekit.models.fno import TFNO, TFNOConfig
-from pdekit.models.registry import NeuralOperator, check_choice, check_positive_int, register_model
+from pdekit.models.registry import register_model
 
 __all__ = ["Boundary", "MGTFNO", "MGTFNOConfig", "MultigridPatching", "PatchLayout"]
 
 Boundary = Literal["zeros", "reflect", "periodic"]
-BOUNDARIES: tuple[str, ...] = ("zeros", "reflect", "periodic")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,7 +164,7 @@ class MultigridPatching:
         boundary: Boundary = "zeros",
     ) -> None:
         self.levels = check_positive_int("MultigridPatching", "levels", levels, minimum=0)
-        self.boundary = check_choice("MultigridPatching", "boundary", boundary, BOUNDARIES)
+        self.boundary = check_config_choice("MultigridPatching", "boundary", boundary, Boundary)
         fractions = (
             (padding_fraction,) if isinstance(padding_fraction, (int, float)) else padding_fraction
         )
@@ -286,13 +286,9 @@ class MGTFNOConfig(TFNOConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        owner = type(self).__name__
-        check_positive_int(owner, "levels", self.levels, minimum=0)
-        check_choice(owner, "boundary", self.boundary, BOUNDARIES)
-        if not 0.0 <= float(self.padding_fraction) <= 1.0:
-            raise PdekitUserError(
-                f"{owner}.padding_fraction must be in [0, 1], got {self.padding_fraction!r}"
-            )
+        self._check_positive_ints("levels", minimum=0)
+        self._check_choice("boundary", Boundary)
+        self._check_fraction("padding_fraction")
 
 
 @register_model("mgtfno", MGTFNOConfig)
@@ -321,9 +317,8 @@ class MGTFNO(NeuralOperator):
     """
 
     def __init__(self, config: MGTFNOConfig | None = None) -> None:
-        if config is None:
-            config = MGTFNOConfig()
-        super().__init__(config, n_dim=len(config.n_modes))
+        super().__init__(config)
+        config = self.config
         tfno_fields = {f.name: getattr(config, f.name) for f in dataclasses.fields(TFNOConfig)}
         tfno_fields["in_channels"] = config.in_channels * (config.levels + 1)
         self.tfno = TFNO(TFNOConfig(**tfno_fields))

@@ -1,18 +1,20 @@
 """Model registry: build any pdekit model by name from a frozen dataclass config.
 
-Every registered model is a :class:`NeuralOperator`: it maps ``(batch, in_channels, *spatial)`` to
-``(batch, out_channels, *spatial)``, is built from one frozen dataclass config
-(``Model(config)``), and says which grids it accepts through ``check_resolution(spatial_shape)``,
-which raises a one-line ``ValueError``.
+Every registered model is a :class:`~pdekit.models.base.NeuralOperator`: it maps
+``(batch, in_channels, *spatial)`` to ``(batch, out_channels, *spatial)``, is built from one frozen
+dataclass config (``Model(config)``), and says which grids it accepts through
+``check_resolution(spatial_shape)``, which raises a one-line ``ValueError``.
 
 Adding a model (MgNO, LSM, ...) takes three steps:
 
 1. In ``pdekit/models/<name>.py`` write a frozen dataclass config whose fields all have defaults
-   (validate them in ``__post_init__`` with one-line ``ValueError``\\ s; import heavy packages
-   inside the constructor, not at module level).
-2. Subclass :class:`NeuralOperator`, take the config as the only constructor argument, call
-   ``super().__init__(config, n_dim=...)``, override ``check_resolution`` when the model is
-   pickier than "any grid with ``n_dim`` axes", call ``self.check_input(x)`` first in
+   (subclass :class:`~pdekit.models.base.ConfigChecks` and validate the fields in
+   ``__post_init__`` with its one-line checks; import heavy packages inside the constructor, not
+   at module level).
+2. Subclass :class:`~pdekit.models.base.NeuralOperator`, take the config (default ``None``) as the
+   only constructor argument, call ``super().__init__(config, n_dim=...)`` (``n_dim`` may be left
+   out when the config has an ``n_dim`` property), override ``check_resolution`` when the model
+   is pickier than "any grid with ``n_dim`` axes", call ``self.check_input(x)`` first in
    ``forward``, and decorate the class with ``@register_model("<name>", <Config>)``.
 3. Append ``"pdekit.models.<name>"`` to ``BUILTIN_MODULES`` below, so that ``get_model`` and
    ``load_model`` find it without the caller importing the module; add a smoke test.
@@ -25,13 +27,13 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-import torch
 from torch import nn
 
 from pdekit.errors import PdekitUserError
+from pdekit.models.base import NeuralOperator, model_config_dict
 
 __all__ = [
     "BUILTIN_MODULES",
@@ -68,76 +70,6 @@ class ModelSpec:
     config_cls: type
 
 
-class NeuralOperator(nn.Module):
-    """Base class of registered models: channel bookkeeping and input checks.
-
-    Parameters
-    ----------
-    config : dataclass
-        The model's frozen config; must be exactly the class registered for the model and have
-        integer fields ``in_channels`` and ``out_channels``.
-    n_dim : int
-        Number of spatial dimensions the model takes.
-
-    Attributes
-    ----------
-    model_name : str
-        Registry name (set by :func:`register_model`).
-    config_class : type
-        Config dataclass (set by :func:`register_model`).
-    """
-
-    model_name: str = ""
-    config_class: type | None = None
-
-    def __init__(self, config: Any, *, n_dim: int) -> None:
-        super().__init__()
-        expected = type(self).config_class
-        if expected is not None and type(config) is not expected:
-            raise PdekitUserError(
-                f"{type(self).__name__} takes a {expected.__name__}, got {type(config).__name__}"
-            )
-        self.config = config
-        self.in_channels = int(config.in_channels)
-        self.out_channels = int(config.out_channels)
-        self.n_dim = int(n_dim)
-
-    def check_resolution(self, spatial_shape: Sequence[int]) -> None:
-        """Raise a one-line ``ValueError`` unless the model accepts this spatial grid.
-
-        The base rule: exactly ``n_dim`` axes, each of size at least 1. Subclasses add theirs.
-        """
-        shape = tuple(int(s) for s in spatial_shape)
-        if len(shape) != self.n_dim:
-            raise PdekitUserError(
-                f"{self.model_name or type(self).__name__} is {self.n_dim}D: expected "
-                f"{self.n_dim} spatial axes, got grid {shape}"
-            )
-        if min(shape) < 1:
-            raise PdekitUserError(f"{self.model_name}: empty grid {shape}")
-
-    def check_input(self, x: torch.Tensor) -> None:
-        """Check ``x`` is ``(batch, in_channels, *spatial)`` with an accepted grid."""
-        name = self.model_name or type(self).__name__
-        if x.ndim != self.n_dim + 2:
-            raise PdekitUserError(
-                f"{name} expects input (batch, {self.in_channels}, {self.n_dim} spatial axes), "
-                f"got shape {tuple(x.shape)}"
-            )
-        if x.shape[1] != self.in_channels:
-            raise PdekitUserError(
-                f"{name} was built with in_channels={self.in_channels} but the input has "
-                f"{x.shape[1]} channels (shape {tuple(x.shape)}); set in_channels to match the data"
-            )
-        self.check_resolution(x.shape[2:])
-
-    def state_dict(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        """``nn.Module.state_dict`` without neuraloperator's ``_metadata`` entry (not a tensor)."""
-        state = super().state_dict(*args, **kwargs)
-        state.pop("_metadata", None)
-        return state
-
-
 def register_model(name: str, config_cls: type) -> Callable[[M], M]:
     """Class decorator that registers a :class:`NeuralOperator` under ``name``.
 
@@ -162,7 +94,7 @@ def register_model(name: str, config_cls: type) -> Callable[[M], M]:
     ...     out_channels: int = 1
     >>> @register_model("doc-scale", ScaleConfig)
     ... class Scale(NeuralOperator):
-    ...     def __init__(self, config):
+    ...     def __init__(self, config=None):
     ...         super().__init__(config, n_dim=1)
     ...         self.w = torch.nn.Parameter(torch.ones(()))
     ...     def forward(self, x):
@@ -286,48 +218,17 @@ def count_parameters(model: nn.Module) -> int:
 
     Examples
     --------
+    >>> import torch
     >>> count_parameters(torch.nn.Linear(3, 2))
     8
     """
     return sum(p.numel() * (2 if p.is_complex() else 1) for p in model.parameters())
 
 
-def config_to_dict(config: Any) -> dict[str, Any]:
-    """A config dataclass as a plain dict (tuples kept), for checkpoints and logs."""
-    return {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
-
-
-def check_positive_int(owner: str, field: str, value: Any, minimum: int = 1) -> int:
-    """Validate an integer config field; one-line ``ValueError`` otherwise."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise PdekitUserError(f"{owner}.{field} must be an integer >= {minimum}, got {value!r}")
-    return value
-
-
-def check_choice(owner: str, field: str, value: Any, choices: Sequence[Any]) -> Any:
-    """Validate an option field against its ``Literal`` choices."""
-    if value not in choices:
-        raise PdekitUserError(
-            f"{owner}.{field} must be one of {', '.join(map(repr, choices))}, got {value!r}"
-        )
-    return value
-
-
-def as_int_tuple(owner: str, field: str, value: Any) -> tuple[int, ...]:
-    """Turn a list/tuple of positive ints (e.g. from YAML) into a tuple, or raise."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = (value,)
-    if not isinstance(value, Sequence) or isinstance(value, str):
-        raise PdekitUserError(f"{owner}.{field} must be a tuple of ints, got {value!r}")
-    for v in value:
-        check_positive_int(owner, field, v)
-    return tuple(int(v) for v in value)
-
-
 def mapping_or_config(config: Any) -> Mapping[str, Any]:
     """A config given either as its dataclass or as a mapping, as a mapping."""
     if dataclasses.is_dataclass(config) and not isinstance(config, type):
-        return config_to_dict(config)
+        return model_config_dict(config)
     if isinstance(config, Mapping):
         return dict(config)
     raise PdekitUserError(f"config must be a dataclass or a dict, got {type(config).__name__}")

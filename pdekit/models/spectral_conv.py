@@ -23,15 +23,7 @@ unaffected for real data (it uses ``rfft`` and is never shifted), and so is 1D.
 On grids of even size (all dims) and for real data the result equals upstream's bit for bit.
 
 Importing this module imports neuraloperator (a few seconds); :mod:`pdekit.models` imports it only
-when a model is built.
-
-References
-----------
-.. [1] Z. Li, N. Kovachki, K. Azizzadenesheli, B. Liu, K. Bhattacharya, A. Stuart,
-   A. Anandkumar, "Fourier neural operator for parametric partial differential equations",
-   ICLR 2021, arXiv:2010.08895.
-.. [2] J. Kossaifi, N. Kovachki, K. Azizzadenesheli, A. Anandkumar, "Multi-grid tensorized
-   Fourier neural operator for high-resolution PDEs", TMLR 2024, arXiv:2310.00120.
+when a model is built. The papers are cited in :class:`SpectralConv` and :mod:`pdekit.models.fno`.
 """
 
 from __future__ import annotations

@@ -8,9 +8,14 @@
   deepxde-sampled points, essential BCs through a distance function), :class:`BoundaryTerm`.
 * :mod:`pdekit.pinn.inverse` -- :class:`Coefficients` (deepxde ``Variable`` s),
   :func:`inverse_model`, :func:`fit_coefficients`.
+* :mod:`pdekit.pinn.kan` -- KAN layers (:class:`KAN`, :class:`BSplineKANLayer`,
+  :class:`ChebyshevKANLayer`): point-wise torch modules, not registry models.
+* :mod:`pdekit.pinn.second_order` -- :func:`pinn_problem`, :class:`PINNProblem` and
+  :func:`train_pinn_second_order`: PINNs trained by the optimizers of :mod:`pdekit.optim` (no
+  deepxde).
 
-KAN layers live in :mod:`pdekit.models.kan`. deepxde is imported on first use (PyTorch backend);
-importing this package imports neither deepxde nor the submodules.
+deepxde is imported on first use (PyTorch backend); importing this package imports neither deepxde
+nor the submodules.
 
 References
 ----------
@@ -43,22 +48,37 @@ _EXPORTS = {
     "InverseResult": "inverse",
     "fit_coefficients": "inverse",
     "inverse_model": "inverse",
+    "KAN": "kan",
+    "BSplineKANLayer": "kan",
+    "ChebyshevKANLayer": "kan",
+    "PINNHistory": "second_order",
+    "PINNProblem": "second_order",
+    "pinn_problem": "second_order",
+    "train_pinn_second_order": "second_order",
 }
 
-__all__ = [*sorted(_EXPORTS), "relative_l2"]
+__all__ = [*sorted(_EXPORTS), "relative_l2_error"]
 
 
-def relative_l2(pred: Any, ref: Any) -> float:
-    """Relative L2 error ``||pred - ref|| / ||ref||`` over all entries (vector fields included).
+def relative_l2_error(pred: Any, ref: Any) -> float:
+    """Relative L2 error ``||pred - ref|| / ||ref||`` over all entries, as one float64 number.
+
+    ``pred`` and ``ref`` are array-likes (numpy arrays, lists, CPU tensors); vector fields count
+    all their components. For per-sample errors of torch batches use
+    :func:`pdekit.train.relative_l2`.
 
     Examples
     --------
-    >>> round(relative_l2([1.0, 3.0], [1.0, 1.0]), 6)
+    >>> round(relative_l2_error([1.0, 3.0], [1.0, 1.0]), 6)
     1.414214
     """
     pred = np.asarray(pred, dtype=np.float64)
     ref = np.asarray(ref, dtype=np.float64).reshape(pred.shape)
     return float(np.linalg.norm(pred - ref) / np.linalg.norm(ref))
+
+
+#: Former name of :func:`relative_l2_error`, kept while ``experiments/kinn_benchmark.py`` uses it.
+relative_l2 = relative_l2_error
 
 
 def __getattr__(name: str) -> Any:

@@ -24,7 +24,9 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from pdekit.models.kan import KAN
+from pdekit.errors import PdekitUserError
+from pdekit.pinn._pointwise import input_affine_map, layer_widths
+from pdekit.pinn.kan import KAN
 
 __all__ = [
     "MLP",
@@ -62,7 +64,7 @@ class MLP(nn.Module):
     layer_sizes : sequence of int
         Widths including input and output, e.g. ``[2, 20, 20, 1]``.
     input_range : (lo, hi), optional
-        Box of the raw inputs, mapped affinely onto ``[-1, 1]`` (as :class:`~pdekit.models.kan.KAN`).
+        Box of the raw inputs, mapped affinely onto ``[-1, 1]`` (as :class:`~pdekit.pinn.kan.KAN`).
     dtype, device : optional
 
     Examples
@@ -81,10 +83,8 @@ class MLP(nn.Module):
         device=None,
     ):
         super().__init__()
-        sizes = [int(s) for s in layer_sizes]
-        if len(sizes) < 2 or min(sizes) < 1:
-            raise ValueError(f"layer_sizes needs >= 2 positive widths, got {list(layer_sizes)}")
-        self.layer_sizes = tuple(sizes)
+        sizes = layer_widths(layer_sizes)
+        self.layer_sizes = sizes
         dtype = dtype or torch.get_default_dtype()
         self.linears = nn.ModuleList(
             nn.Linear(a, b, dtype=dtype, device=device) for a, b in zip(sizes[:-1], sizes[1:])
@@ -92,11 +92,7 @@ class MLP(nn.Module):
         for lin in self.linears:
             nn.init.xavier_uniform_(lin.weight)
             nn.init.zeros_(lin.bias)
-        scale, shift = torch.ones(sizes[0], dtype=dtype), torch.zeros(sizes[0], dtype=dtype)
-        if input_range is not None:
-            lo, hi = (torch.as_tensor(v, dtype=dtype).expand(sizes[0]) for v in input_range)
-            scale = 2.0 / (hi - lo)
-            shift = -1.0 - lo * scale
+        scale, shift = input_affine_map(input_range, sizes[0], (-1.0, 1.0), dtype)
         self.register_buffer("input_scale", scale.to(device))
         self.register_buffer("input_shift", shift.to(device))
 
@@ -158,7 +154,7 @@ def deepxde_net(module: nn.Module, *, output_transform=None, input_transform=Non
     Parameters
     ----------
     module : nn.Module
-        Maps ``(N, n_in)`` to ``(N, n_out)`` row by row (:class:`~pdekit.models.kan.KAN`,
+        Maps ``(N, n_in)`` to ``(N, n_out)`` row by row (:class:`~pdekit.pinn.kan.KAN`,
         :class:`MLP`, ...); it must be twice differentiable for second-order PDEs.
     output_transform : callable ``(inputs, outputs) -> outputs``, optional
         E.g. a hard Dirichlet condition ``lambda x, y: g(x) + d(x) * y``.
@@ -198,7 +194,7 @@ def make_net(kind: NetKind, layer_sizes: Sequence[int], *, input_range=None, **o
     input_range : (lo, hi), optional
         Box of the raw coordinates (mapped onto the KAN grid or ``[-1, 1]``).
     **options
-        Passed to :class:`~pdekit.models.kan.KAN` (``grid_size``, ``spline_order``, ``degree``,
+        Passed to :class:`~pdekit.pinn.kan.KAN` (``grid_size``, ``spline_order``, ``degree``,
         ...); not allowed for ``"mlp"``.
 
     Examples
@@ -209,13 +205,15 @@ def make_net(kind: NetKind, layer_sizes: Sequence[int], *, input_range=None, **o
     """
     if kind == "mlp":
         if options:
-            raise ValueError(f"mlp takes no options, got {sorted(options)}")
+            raise PdekitUserError(f"mlp takes no options, got {sorted(options)}")
         module: nn.Module = MLP(layer_sizes, input_range=input_range)
     elif kind in ("kan_bspline", "kan_chebyshev"):
         basis = "bspline" if kind == "kan_bspline" else "chebyshev"
         module = KAN(layer_sizes, basis=basis, input_range=input_range, **options)
     else:
-        raise ValueError(f"unknown net kind {kind!r}: use 'kan_bspline', 'kan_chebyshev' or 'mlp'")
+        raise PdekitUserError(
+            f"unknown net kind {kind!r}: use 'kan_bspline', 'kan_chebyshev' or 'mlp'"
+        )
     return deepxde_net(module)
 
 

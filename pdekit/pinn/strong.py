@@ -171,7 +171,7 @@ def grid_update_callback(kan: torch.nn.Module, *, every: int, stop_after: int | 
     """A deepxde callback that updates a KAN's grids to the current training points.
 
     Every ``every`` iterations (until ``stop_after``) it calls ``kan.update_grid(X_train)``
-    (:meth:`pdekit.models.kan.KAN.update_grid`). deepxde has no hook for this, and the Adam
+    (:meth:`pdekit.pinn.kan.KAN.update_grid`). deepxde has no hook for this, and the Adam
     moments of the refit spline weights are kept as they were.
 
     Parameters
@@ -184,7 +184,7 @@ def grid_update_callback(kan: torch.nn.Module, *, every: int, stop_after: int | 
 
     Examples
     --------
-    >>> from pdekit.models.kan import KAN
+    >>> from pdekit.pinn.kan import KAN
     >>> cb = grid_update_callback(KAN([1, 3, 1]), every=100)
     >>> type(cb).__name__
     'GridUpdate'

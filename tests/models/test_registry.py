@@ -72,6 +72,14 @@ def test_unknown_config_key_lists_valid_keys():
         ("tfno", {"rank": 0.0}),
         ("mgtfno", {"levels": -1}),
         ("mgtfno", {"boundary": "circular"}),
+        ("fno", {"positional_embedding": 1}),
+        ("fno", {"domain_padding": "a lot"}),
+        ("tfno", {"rank": True}),
+        ("mgtfno", {"padding_fraction": 1.5}),
+        ("mgno", {"padding_mode": "same"}),
+        ("mgno", {"norm": "yes"}),
+        ("lsm", {"channel_multipliers": [1, 0]}),
+        ("lsm", {"norm": "layer"}),
     ],
 )
 def test_invalid_config_values(name, overrides):
@@ -85,6 +93,22 @@ def test_config_is_frozen_and_lists_become_tuples():
     assert cfg.n_modes == (12, 12)
     with pytest.raises(AttributeError):
         cfg.rank = 0.5
+
+
+@pytest.mark.parametrize("message, overrides", [
+    ("FNOConfig.domain_padding must be a fraction in [0, 1), got 1.5", {"domain_padding": 1.5}),
+    ("FNOConfig.hidden_channels must be an integer >= 1, got 0", {"hidden_channels": 0}),
+])
+def test_config_errors_name_the_field(message, overrides):
+    with pytest.raises(PdekitUserError) as excinfo:
+        FNOConfig(**overrides)
+    assert str(excinfo.value) == message
+
+
+def test_model_without_config_builds_the_registered_defaults():
+    model = TFNO()
+    assert type(model.config) is TFNOConfig and model.config == TFNOConfig()
+    assert model.n_dim == TFNOConfig().n_dim == 2
 
 
 def test_model_rejects_config_of_another_model():

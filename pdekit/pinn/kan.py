@@ -11,10 +11,11 @@ function per edge, ``y_o = sum_i phi_oi(x_i)``. Two edge families are provided:
 
 :class:`KAN` stacks layers into a plain point-wise torch module (each output depends only on its own
 input row, so autograd derivatives are exact PDE derivatives). Wrap it with
-:func:`pdekit.pinn.networks.deepxde_net` to train it with deepxde.
+:func:`pdekit.pinn.networks.deepxde_net` to train it with deepxde, or train it directly with
+:func:`pdekit.pinn.second_order.train_pinn_second_order`.
 
-These are *not* neural operators and are not in the model registry: they act on coordinates,
-not on fields on a grid.
+These are *not* neural operators and are not in the model registry (:mod:`pdekit.models`): they
+act on coordinates, not on fields on a grid, so they live with the PINNs that use them.
 
 References
 ----------
@@ -35,6 +36,9 @@ from typing import Literal
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from pdekit.errors import PdekitUserError
+from pdekit.pinn._pointwise import input_affine_map, layer_widths
 
 __all__ = ["KAN", "BSplineKANLayer", "ChebyshevKANLayer", "bspline_basis", "uniform_knots"]
 
@@ -58,10 +62,12 @@ def uniform_knots(
     [-0.5, 0.0, 0.5, 1.0, 1.5]
     """
     if grid_size < 1 or spline_order < 0:
-        raise ValueError(f"need grid_size >= 1 and spline_order >= 0, got {grid_size}, {spline_order}")
+        raise PdekitUserError(
+            f"need grid_size >= 1 and spline_order >= 0, got {grid_size}, {spline_order}"
+        )
     a, b = map(float, grid_range)
     if not b > a:
-        raise ValueError(f"grid_range must be increasing, got {grid_range}")
+        raise PdekitUserError(f"grid_range must be increasing, got {grid_range}")
     h = (b - a) / grid_size
     j = torch.arange(-spline_order, grid_size + spline_order + 1, dtype=dtype, device=device)
     return a + j * h
@@ -101,7 +107,28 @@ def bspline_basis(x: torch.Tensor, knots: torch.Tensor, spline_order: int) -> to
     return bases
 
 
-class BSplineKANLayer(nn.Module):
+class _EdgeLayer(nn.Module):
+    """What every KAN layer shares: the feature counts, the input check and the repr."""
+
+    def __init__(self, in_features: int, out_features: int) -> None:
+        super().__init__()
+        if in_features < 1 or out_features < 1:
+            raise PdekitUserError(
+                f"features must be positive, got {in_features}, {out_features}"
+            )
+        self.in_features, self.out_features = in_features, out_features
+
+    def _check_features(self, x: torch.Tensor) -> None:
+        if x.shape[-1] != self.in_features:
+            raise PdekitUserError(
+                f"expected {self.in_features} input features, got shape {tuple(x.shape)}"
+            )
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}"
+
+
+class BSplineKANLayer(_EdgeLayer):
     """Efficient-KAN layer: ``y = SiLU(x) W_b^T + B(x) (C * S)^T`` (KINN's ``KANLinear``).
 
     Parameters
@@ -157,15 +184,12 @@ class BSplineKANLayer(nn.Module):
         dtype: torch.dtype | None = None,
         device=None,
     ):
-        super().__init__()
-        if in_features < 1 or out_features < 1:
-            raise ValueError(f"features must be positive, got {in_features}, {out_features}")
+        super().__init__(in_features, out_features)
         if spline_order < 1:
-            raise ValueError(f"spline_order must be >= 1, got {spline_order}")
+            raise PdekitUserError(f"spline_order must be >= 1, got {spline_order}")
         if not 0.0 <= grid_eps <= 1.0:
-            raise ValueError(f"grid_eps must lie in [0, 1], got {grid_eps}")
+            raise PdekitUserError(f"grid_eps must lie in [0, 1], got {grid_eps}")
         dtype = dtype or torch.get_default_dtype()
-        self.in_features, self.out_features = in_features, out_features
         self.grid_size, self.spline_order = grid_size, spline_order
         self.grid_eps = grid_eps
         knots = uniform_knots(grid_size, spline_order, grid_range, dtype=dtype, device=device)
@@ -202,8 +226,8 @@ class BSplineKANLayer(nn.Module):
         return sol.solution.permute(2, 0, 1).to(y.dtype).contiguous()  # (out, in, G + k)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[-1] != self.in_features:
-            raise ValueError(f"expected {self.in_features} input features, got shape {tuple(x.shape)}")
+        """Map ``(..., in_features)`` to ``(..., out_features)``."""
+        self._check_features(x)
         lead = x.shape[:-1]
         x = x.reshape(-1, self.in_features)
         base = F.linear(F.silu(x), self.base_weight)
@@ -260,13 +284,10 @@ class BSplineKANLayer(nn.Module):
         self.spline_scaler.fill_(1.0)
 
     def extra_repr(self) -> str:
-        return (
-            f"in_features={self.in_features}, out_features={self.out_features}, "
-            f"grid_size={self.grid_size}, spline_order={self.spline_order}"
-        )
+        return f"{super().extra_repr()}, grid_size={self.grid_size}, spline_order={self.spline_order}"
 
 
-class ChebyshevKANLayer(nn.Module):
+class ChebyshevKANLayer(_EdgeLayer):
     """Chebyshev KAN layer: ``y_o = sum_i sum_{d=0..D} c_iod T_d(tanh x_i)``.
 
     Parameters
@@ -303,10 +324,10 @@ class ChebyshevKANLayer(nn.Module):
         dtype: torch.dtype | None = None,
         device=None,
     ):
-        super().__init__()
+        super().__init__(in_features, out_features)
         if degree < 1:
-            raise ValueError(f"degree must be >= 1, got {degree}")
-        self.in_features, self.out_features, self.degree = in_features, out_features, degree
+            raise PdekitUserError(f"degree must be >= 1, got {degree}")
+        self.degree = degree
         dtype = dtype or torch.get_default_dtype()
         std = 1.0 / math.sqrt(in_features * (degree + 1))
         self.coefficients = nn.Parameter(
@@ -314,8 +335,8 @@ class ChebyshevKANLayer(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[-1] != self.in_features:
-            raise ValueError(f"expected {self.in_features} input features, got shape {tuple(x.shape)}")
+        """Map ``(..., in_features)`` to ``(..., out_features)``."""
+        self._check_features(x)
         z = torch.tanh(x)
         T = [torch.ones_like(z), z]
         for _ in range(2, self.degree + 1):
@@ -323,7 +344,7 @@ class ChebyshevKANLayer(nn.Module):
         return torch.einsum("...id,iod->...o", torch.stack(T[: self.degree + 1], -1), self.coefficients)
 
     def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, out_features={self.out_features}, degree={self.degree}"
+        return f"{super().extra_repr()}, degree={self.degree}"
 
 
 class KAN(nn.Module):
@@ -375,16 +396,16 @@ class KAN(nn.Module):
         device=None,
     ):
         super().__init__()
-        sizes = [int(s) for s in layer_sizes]
-        if len(sizes) < 2 or min(sizes) < 1:
-            raise ValueError(f"layer_sizes needs >= 2 positive widths, got {list(layer_sizes)}")
+        sizes = layer_widths(layer_sizes)
         if basis not in ("bspline", "chebyshev"):
-            raise ValueError(f"basis must be 'bspline' or 'chebyshev', got {basis!r}")
+            raise PdekitUserError(f"basis must be 'bspline' or 'chebyshev', got {basis!r}")
         if hidden_activation is None:
             hidden_activation = "tanh" if basis == "bspline" else "identity"
         if hidden_activation not in ("tanh", "identity"):
-            raise ValueError(f"hidden_activation must be 'tanh' or 'identity', got {hidden_activation!r}")
-        self.layer_sizes, self.basis, self.hidden_activation = tuple(sizes), basis, hidden_activation
+            raise PdekitUserError(
+                f"hidden_activation must be 'tanh' or 'identity', got {hidden_activation!r}"
+            )
+        self.layer_sizes, self.basis, self.hidden_activation = sizes, basis, hidden_activation
         dtype = dtype or torch.get_default_dtype()
         layers = []
         for n_in, n_out in zip(sizes[:-1], sizes[1:]):
@@ -399,13 +420,7 @@ class KAN(nn.Module):
                 layers.append(ChebyshevKANLayer(n_in, n_out, degree=degree, dtype=dtype, device=device))
         self.layers = nn.ModuleList(layers)
         target = grid_range if basis == "bspline" else (-1.0, 1.0)
-        scale, shift = torch.ones(sizes[0], dtype=dtype), torch.zeros(sizes[0], dtype=dtype)
-        if input_range is not None:
-            lo, hi = (torch.as_tensor(v, dtype=dtype).expand(sizes[0]) for v in input_range)
-            if not bool((hi > lo).all()):
-                raise ValueError(f"input_range must have hi > lo, got {input_range}")
-            scale = (target[1] - target[0]) / (hi - lo)
-            shift = target[0] - lo * scale
+        scale, shift = input_affine_map(input_range, sizes[0], target, dtype)
         self.register_buffer("input_scale", scale.to(device))
         self.register_buffer("input_shift", shift.to(device))
 

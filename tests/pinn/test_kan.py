@@ -5,17 +5,12 @@ import pytest
 import torch
 from scipy.interpolate import BSpline
 
-from pdekit.models.kan import KAN, BSplineKANLayer, ChebyshevKANLayer, bspline_basis, uniform_knots
+from pdekit.pinn.kan import KAN, BSplineKANLayer, ChebyshevKANLayer, bspline_basis, uniform_knots
 
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.mark.parametrize("G, k", [(3, 1), (5, 2), (7, 3), (10, 3)])

@@ -16,21 +16,21 @@ The data come from a synthetic family defined here (smooth random ``a``, ``u`` =
 
 Usage::
 
-    python experiments/bench_data.py [--quick] [--json PATH] [--device cpu|cuda]
+    python experiments/bench_data.py [--quick] [--json PATH] [--device cpu|cuda] [--threads N]
+
+With ``--json``: ``{"meta": {...}, "results": [one record per resolution and worker count]}``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import ClassVar
 
+import _common
 import numpy as np
 import torch
 
@@ -210,26 +210,20 @@ def run(quick: bool, device: torch.device, workers_list=(0, 2)) -> list[dict]:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="fewer samples and steps (about a minute)")
-    p.add_argument("--json", metavar="PATH", help="write the results as JSON")
-    p.add_argument("--device", default="cpu", help="device of the FNO training steps (cpu, cuda)")
+    _common.add_common_args(p, quick="fewer samples and steps (about a minute)",
+                            device="device of the FNO training steps (cpu, cuda)")
     args = p.parse_args(argv)
+    _common.apply_threads(args)
     device = torch.device(args.device)
     t0 = time.perf_counter()
     records = run(args.quick, device)
-    result = {
-        "benchmark": "bench_data",
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "quick": args.quick,
-        "device": str(device),
-        "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, "
-        f"{platform.python_version()}, torch {torch.__version__}",
-        "model": "neuralop FNO n_modes=(16,16) hidden_channels=32 n_layers=4, Adam, MSE",
-        "seconds": time.perf_counter() - t0,
-        "records": records,
-    }
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
+        meta = _common.run_meta(
+            device, alone=args.alone, benchmark="bench_data", quick=args.quick,
+            model="neuralop FNO n_modes=(16,16) hidden_channels=32 n_layers=4, Adam, MSE",
+            seconds=time.perf_counter() - t0,
+        )
+        _common.write_json(args.json, records, meta)
     return 0
 
 

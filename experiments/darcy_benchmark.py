@@ -9,7 +9,7 @@ parameters, seconds per training epoch and peak memory.
 
 Data: ``get_pde("darcy", resolution=R)`` written once by the dataset engine
 (:func:`pdekit.data.generate.generate`) into ``--data-dir`` (default ``$PDEKIT_CACHE/darcy_benchmark``
-or, without ``PDEKIT_CACHE``, ``.cache/darcy_benchmark`` in the repository) and reused by later
+or, without ``PDEKIT_CACHE``, ``~/.cache/pdekit/darcy_benchmark``) and reused by later
 runs. Full: 64x64, 1000 train / 200 test, 100 epochs, batch 20. ``--quick``: 32x32 (generated at
 32, not subsampled), 200 / 50, 5 epochs, batch 10, smaller models (a smoke run of a few minutes).
 The normalised splits are read once through :class:`~pdekit.data.PDEDataset` into memory; the
@@ -61,9 +61,9 @@ Usage::
     python experiments/darcy_benchmark.py --device cuda --json darcy.json      # 64^2, 1000 / 200
     python experiments/darcy_benchmark.py --models fno,mgno,lsm --epochs 500 --seeds 0,1,2
 
-Output: a table on stdout and, with ``--json``, ``{"results": [{"model", "rel_l2", "n_params",
-"sec_per_epoch", "epochs", "n_train", "resolution", "peak_mem_mb", ...}, ...],
-"throughput_ratio_vs_neuralop": R, "throughput": {...}, "meta": {...}}``.
+Output: a table on stdout and, with ``--json``, ``{"meta": {...}, "results": [{"model", "rel_l2",
+"n_params", "sec_per_epoch", "epochs", "n_train", "resolution", "peak_mem_mb", ...}, ...],
+"throughput_ratio_vs_neuralop": R, "throughput": {...}}``.
 
 References
 ----------
@@ -84,8 +84,6 @@ import copy
 import ctypes
 import dataclasses
 import gc
-import json
-import os
 import resource
 import statistics
 import sys
@@ -94,9 +92,8 @@ import time
 import warnings
 from pathlib import Path
 
+import _common
 import torch
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,11 +138,6 @@ QUICK_MODELS = {
 
 
 # -- data --------------------------------------------------------------------------------------
-def default_data_root() -> Path:
-    cache = os.environ.get("PDEKIT_CACHE")
-    return Path(cache) / "darcy_benchmark" if cache else REPO / ".cache" / "darcy_benchmark"
-
-
 def make_dataset(setting: Setting, root: Path, threads: int) -> Path:
     """Generate (or reuse) the Darcy dataset with the dataset engine; return its folder."""
     from pdekit.data.generate import generate
@@ -451,18 +443,16 @@ def measure_throughput(config: dict, setting: Setting, splits: Splits, device: s
 # -- command line ------------------------------------------------------------------------------
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true",
-                   help="32^2, 200 / 50 samples, 5 epochs, small models (a smoke run)")
+    _common.add_common_args(
+        p, quick="32^2, 200 / 50 samples, 5 epochs, small models (a smoke run)",
+        device="cpu, cuda, cuda:N")
     p.add_argument("--models", default="fno,tfno,mgtfno,mgno,lsm",
                    help="comma-separated registry names")
-    p.add_argument("--json", type=Path, help="write the results here")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N")
     p.add_argument("--data-dir", type=Path, default=None,
                    help="dataset cache folder (default $PDEKIT_CACHE/darcy_benchmark or "
-                        ".cache/darcy_benchmark in the repository)")
+                        "~/.cache/pdekit/darcy_benchmark)")
     p.add_argument("--seeds", default="0",
                    help="comma-separated training seeds; errors are averaged over them")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--throughput-epochs", type=int, default=None,
                    help="epochs per throughput run (default min(epochs, 3))")
     p.add_argument("--throughput-repeats", type=int, default=1,
@@ -475,19 +465,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    from pdekit.models import available_models
-
-    setting = QUICK if args.quick else FULL
-    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Setting)
-                 if getattr(args, f.name, None) is not None}
-    setting = dataclasses.replace(setting, **overrides)
-    names = [n.strip().lower() for n in args.models.split(",") if n.strip()]
-    unknown = sorted(set(names) - set(available_models()))
-    if unknown or not names:
-        print(f"darcy_benchmark: unknown model(s) {', '.join(unknown) or '(none given)'}; "
-              f"choose from {', '.join(available_models())}", file=sys.stderr)
+    _common.apply_threads(args)
+    setting = _common.override_setting(QUICK if args.quick else FULL, args)
+    names = _common.model_names(args.models, "darcy_benchmark")
+    if names is None:
         return 2
     try:
         seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
@@ -498,7 +479,8 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 2
     configs = QUICK_MODELS if args.quick else MODELS
-    root = make_dataset(setting, args.data_dir or default_data_root(), args.threads or 1)
+    root = make_dataset(setting, args.data_dir or _common.cache_dir("darcy_benchmark"),
+                        args.threads or 1)
     splits = load_splits(root)
 
     header = (f"{'model':<8} {'rel. L2':>9} {'+-':>7} {'params':>11} {'s/epoch':>8} "
@@ -530,25 +512,21 @@ def main(argv=None) -> int:
               f"{throughput['ratio_median_epoch']:.3f}, the fastest "
               f"{throughput['ratio_fastest_epoch']:.3f})")
     if args.json:
-        meta = {
-            **dataclasses.asdict(setting),
-            "quick": args.quick,
-            "device": args.device,
-            "seeds": seeds,
-            "optimizer": "torch.optim.AdamW",
-            "scheduler": "cosine (per epoch, to 0)",
-            "loss": "relative L2 in physical units (batch mean)",
-            "dataset": str(root),
-            "torch_threads": torch.get_num_threads(),
-            "torch_version": torch.__version__,
-            "memory_method": PeakMemory(args.device).method,
-            "sec_per_epoch_timing": "Trainer time_s per epoch: data loading, forward, loss, "
-                                    "backward, optimiser and schedule steps; no evaluation",
-            "reference_rel_l2": {"fno_paper_darcy85": 0.0108, "lsm_paper_darcy85": 0.0065},
-        }
-        payload = {"results": results, "throughput_ratio_vs_neuralop": ratio,
-                   "throughput": throughput, "meta": meta}
-        args.json.write_text(json.dumps(payload, indent=1))
+        meta = _common.run_meta(
+            args.device, alone=args.alone, **dataclasses.asdict(setting),
+            quick=args.quick,
+            seeds=seeds,
+            optimizer="torch.optim.AdamW",
+            scheduler="cosine (per epoch, to 0)",
+            loss="relative L2 in physical units (batch mean)",
+            dataset=str(root),
+            memory_method=PeakMemory(args.device).method,
+            sec_per_epoch_timing="Trainer time_s per epoch: data loading, forward, loss, "
+                                 "backward, optimiser and schedule steps; no evaluation",
+            reference_rel_l2={"fno_paper_darcy85": 0.0108, "lsm_paper_darcy85": 0.0065},
+        )
+        _common.write_json(args.json, results, meta, throughput_ratio_vs_neuralop=ratio,
+                           throughput=throughput)
     return 0
 
 

@@ -1,6 +1,6 @@
 """Inverse-problem benchmark: recover the log-permeability of Darcy flow from point data.
 
-    python experiments/inverse_darcy.py [--quick] [--json PATH] [--device cpu|cuda]
+    python experiments/inverse_darcy.py [--quick] [--json PATH] [--device cpu|cuda] [--threads N]
 
 Problem (issue 10): ``-div(exp(m) grad u) = 1`` on the Darcy node grid, 64^2 (48^2 with --quick);
 the truth ``m`` is a draw of the bilaplacian GRF prior (alpha=2, tau=3, sigma=1); 100 random point
@@ -19,10 +19,10 @@ L-BFGS), "darcy_modal" (3 modal log-permeability weights: GN-CG vs a deepxde PIN
 
 Each row: rel_error (relative L2 of the recovered log-coefficient / source / weights), misfit
 (0.5 ||(O u - d)/sigma||^2 evaluated with the true solver), pde_solves (forward + adjoint +
-incremental linear solves), seconds. The "summary" block answers the two questions of the issue:
-how many solves Gauss-Newton-CG needs to reach the objective L-BFGS ends at (goal: >= 2x fewer,
-stretch 5x), and whether surrogate inversion is >= 10x faster than GN-CG at comparable error
-(training reported separately).
+incremental linear solves), seconds. The JSON is ``{"meta", "results": rows, "summary"}``; the
+"summary" block answers the two questions of the issue: how many solves Gauss-Newton-CG needs to
+reach the objective L-BFGS ends at (goal: >= 2x fewer, stretch 5x), and whether surrogate
+inversion is >= 10x faster than GN-CG at comparable error (training reported separately).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ import math
 import os
 import time
 
+import _common
 import torch
 
 from pdekit.core.grid import Grid
@@ -296,22 +297,13 @@ def summarise(results: dict, rows: list[dict], info: dict) -> dict:
 
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="48^2 Darcy, smaller budgets")
-    ap.add_argument("--json", metavar="PATH", help="write the results as JSON")
-    ap.add_argument(
-        "--device", default="cpu", help="device of the surrogate FNO (training + inversion)"
-    )
+    _common.add_common_args(ap, quick="48^2 Darcy, smaller budgets",
+                            device="device of the surrogate FNO (training + inversion)",
+                            threads=1)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument(
-        "--threads",
-        type=int,
-        default=1,
-        help="torch CPU threads (default 1: timings on a shared machine)",
-    )
     ap.add_argument("--skip-extra", action="store_true", help="Darcy rows only (no heat / PINN)")
     args = ap.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    _common.apply_threads(args)
 
     def log(msg):
         print(msg, flush=True)
@@ -322,22 +314,12 @@ def main(argv=None) -> dict:
     if not args.skip_extra:
         rows += run_heat(args, log)
         rows += run_modal(args, log)
-    out = {
-        "results": rows,
-        "summary": summary,
-        "config": {
-            "quick": args.quick,
-            "device": args.device,
-            "seed": args.seed,
-            "threads": torch.get_num_threads(),
-            "total_seconds": time.perf_counter() - t0,
-        },
-    }
+    meta = _common.run_meta(args.device, alone=args.alone, quick=args.quick, seed=args.seed,
+                            total_seconds=time.perf_counter() - t0)
     log(json.dumps(summary, indent=2))
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=2, default=float)
-    return out
+        _common.write_json(args.json, rows, meta, summary=summary)
+    return {"meta": meta, "results": rows, "summary": summary}
 
 
 if __name__ == "__main__":

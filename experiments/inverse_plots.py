@@ -1,10 +1,15 @@
 """Figures for docs/inverse.md: one Darcy inversion end to end.
 
-    python experiments/inverse_plots.py [--out docs/img] [--n 40]
+    python experiments/inverse_plots.py [--out docs/img] [--n 40] [--device cpu|cuda]
 
 Writes ``inverse_fields.png`` (true log-permeability with the sensors, the observed pressure,
 the Gauss-Newton-CG estimate, the pointwise error) and ``inverse_convergence.png`` (objective and
 data misfit against PDE solves for Gauss-Newton-CG, trust region and L-BFGS).
+
+The truth, the sensors and the noise are drawn on the CPU with the seeded generator (the same
+problem on every device); the prior of the inverse problem is built on ``--device``, so the
+inversions (prior mean start, forward, adjoint and incremental solves) run there. With ``--json``:
+``{"meta": {..., "n", "seed"}, "results": [one row per method]}``.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 
+import _common
 import torch
 
 from pdekit.core.grid import Grid
@@ -31,15 +37,13 @@ def main(argv=None):
     ap.add_argument("--out", default="docs/img")
     ap.add_argument("--n", type=int, default=40, help="nodes per dimension")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--quick", action="store_true", help="a 24 x 24 grid (a smoke run)")
-    ap.add_argument("--json", metavar="PATH", help="also write the final numbers of each run as JSON")
-    ap.add_argument("--device", default="cpu", help="only cpu: the drivers run on the CPU")
+    _common.add_common_args(ap, quick="a 24 x 24 grid (a smoke run)",
+                            device="device of the inversions (the problem is drawn on the CPU)",
+                            threads=1)
     args = ap.parse_args(argv)
-    if args.device != "cpu":
-        ap.error("the inversion drivers in this script run on the CPU only")
     if args.quick:
         args.n = 24
-    torch.set_num_threads(1)
+    _common.apply_threads(args)
     import matplotlib
 
     matplotlib.use("Agg")
@@ -54,13 +58,17 @@ def main(argv=None):
     points = random_points(100, generator=gen)
     u_true = model.solve(truth)
     obs = Observations.synthetic(PointObservation(grid, points), u_true, 0.01, gen)
+    if args.device != "cpu":
+        with torch.device(args.device):
+            prior = GaussianRandomFieldPrior(grid, alpha=2.0, tau=3.0, sigma=1.0)
     problem = InverseProblem(model, prior)
     runs = {
         "Gauss-Newton-CG": estimate(problem, obs, "gauss-newton"),
         "trust region": estimate(problem, obs, "trust-region"),
         "L-BFGS": estimate(problem, obs, "lbfgs", max_iter=300),
     }
-    est = runs["Gauss-Newton-CG"].m
+    estimates = {name: res.m.detach().cpu() for name, res in runs.items()}
+    est = estimates["Gauss-Newton-CG"]
     err = float((est - truth).norm() / truth.norm())
 
     os.makedirs(args.out, exist_ok=True)
@@ -100,20 +108,17 @@ def main(argv=None):
     rows = []
     for name, res in runs.items():
         h = res.history[-1]
+        rel_error = float((estimates[name] - truth).norm() / truth.norm())
         rows.append({"method": name, "objective": h["objective"], "misfit": h["misfit"],
-                     "pde_solves": h["pde_solves"],
-                     "rel_error": float((res.m - truth).norm() / truth.norm())})
+                     "pde_solves": h["pde_solves"], "rel_error": rel_error})
         print(
             f"{name:16s} objective {h['objective']:.3f} misfit {h['misfit']:.2f} "
-            f"solves {h['pde_solves']} rel error {float((res.m - truth).norm() / truth.norm()):.3f}"
+            f"solves {h['pde_solves']} rel error {rel_error:.3f}"
         )
-
-
     if args.json:
-        import json
-
-        with open(args.json, "w") as f:
-            json.dump({"n": args.n, "seed": args.seed, "results": rows}, f, indent=2)
+        meta = _common.run_meta(args.device, alone=args.alone, n=args.n, seed=args.seed,
+                                quick=args.quick)
+        _common.write_json(args.json, rows, meta)
 
 
 if __name__ == "__main__":

@@ -18,22 +18,22 @@ Usage::
     python experiments/kinn_benchmark.py --quick --json results.json
 
 ``--quick`` uses few iterations and points (a smoke-size comparison, minutes on a CPU); the default
-budget is closer to KINN's. Output: ``{"results": [{"problem", "net", "form", "rel_l2", "n_params",
-"seconds"}], "references": {...}}``.
+budget is closer to KINN's. Output: ``{"meta": {...}, "results": [{"problem", "net", "form",
+"rel_l2", "n_params", "seconds"}], "references": {...}}``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import _common
 import numpy as np
 import torch
 
-from pdekit.pinn import relative_l2
+from pdekit.pinn import relative_l2_error
 from pdekit.pinn.energy import BoundaryTerm, energy_model
 from pdekit.pinn.networks import import_deepxde, make_net, mlp_width_for
 from pdekit.pinn.strong import strong_form_model, train
@@ -82,7 +82,7 @@ def _net(case: Case, kind: str):
 
 
 def _rel_l2(model, x, ref) -> float:
-    return relative_l2(model.predict(x.astype(np.float32)), ref)
+    return relative_l2_error(model.predict(x.astype(np.float32)), ref)
 
 
 # ----------------------------------------------------------------------------- poisson2d
@@ -313,7 +313,7 @@ def run(quick: bool, problems, nets, seed: int = 0, log=None) -> dict:
         if "u" not in ref_cache:
             ref_cache["u"] = plate_reference(xt, n=32)
             coarse = plate_reference(xt, n=16)
-            ref_cache["check"] = relative_l2(coarse, ref_cache["u"])
+            ref_cache["check"] = relative_l2_error(coarse, ref_cache["u"])
         return ref_cache["u"]
 
     cases = {
@@ -352,24 +352,21 @@ def run(quick: bool, problems, nets, seed: int = 0, log=None) -> dict:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="smoke-size budget (minutes on a CPU)")
-    parser.add_argument("--json", metavar="PATH", help="write the results as JSON")
-    parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    _common.add_common_args(parser, quick="smoke-size budget (minutes on a CPU)",
+                            device="torch device (default cpu)")
     parser.add_argument("--problems", nargs="+", default=["poisson2d", "multiscale1d", "inclusion",
                                                           "plate_hole"])
     parser.add_argument("--nets", nargs="+", default=list(NETS), choices=NETS)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
     args = parser.parse_args(argv)
     import_deepxde()  # deepxde may move the default device to CUDA on import; then choose
     torch.set_default_device(args.device)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    _common.apply_threads(args)
     out = run(args.quick, args.problems, args.nets, seed=args.seed)
-    out["settings"]["device"] = args.device
     if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(out, fh, indent=2)
+        settings = {k: v for k, v in out.pop("settings").items() if k != "torch_threads"}
+        meta = _common.run_meta(args.device, alone=args.alone, **settings)
+        _common.write_json(args.json, out.pop("results"), meta, **out)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ targets ``t = 11..20``, as in the FNO data (the initial field ``t = 0`` is not u
 
 Data: pdekit's ``navier-stokes`` family (FNO forcing and initial law, pseudo-spectral, periodic)
 written by the dataset engine (:func:`pdekit.data.generate.generate`) into a cache folder, reused
-on the next run (``--data-dir``, default ``$PDEKIT_CACHE`` or ``~/.cache/pdekit``). Training:
+on the next run (``--data-dir``, default ``$PDEKIT_CACHE/ns_benchmark`` or
+``~/.cache/pdekit/ns_benchmark``). Training:
 pdekit's :class:`~pdekit.train.Trainer` with the same budget for every model (epochs, batch size,
 AdamW, cosine schedule, seed); the models come from the registry. MgNO uses its paper's NS
 settings (periodic padding, no 1x1 branch, conv biases, normalisation, increment prediction);
@@ -21,7 +22,7 @@ Usage::
     python experiments/ns_benchmark.py --device cuda --json ns.json        # 64^2, 1000 / 200
     python experiments/ns_benchmark.py --models fno,mgno,lsm --epochs 500 --nu 1e-4
 
-Output: a table on stdout and, with ``--json``, ``{"settings": {...}, "results": [{"model",
+Output: a table on stdout and, with ``--json``, ``{"meta": {...}, "results": [{"model",
 "rel_l2", "n_params", "sec_per_epoch", "epochs", "n_train", "resolution"}, ...]}``.
 
 References
@@ -38,13 +39,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
-import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import _common
 import torch
 
 N_IN = 10  # input frames
@@ -111,10 +111,6 @@ class Rollout(torch.nn.Module):
             frames.append(frame)
             window = torch.cat([window[:, 1:], frame], dim=1)
         return torch.cat(frames, dim=1)
-
-
-def default_data_root() -> Path:
-    return Path(os.environ.get("PDEKIT_CACHE", Path.home() / ".cache" / "pdekit")) / "ns_benchmark"
 
 
 def make_dataset(setting: Setting, root: Path, threads: int) -> Path:
@@ -203,14 +199,13 @@ def run_model(name: str, config: dict, setting: Setting, root: Path, device: str
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true",
-                   help="32^2, 48 / 16 trajectories, 2 epochs, small models (a smoke run)")
+    _common.add_common_args(
+        p, quick="32^2, 48 / 16 trajectories, 2 epochs, small models (a smoke run)",
+        device="cpu, cuda, cuda:N (training)")
     p.add_argument("--models", default="fno,mgno,lsm", help="comma-separated registry names")
-    p.add_argument("--json", type=Path, help="write the results here")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N (training)")
     p.add_argument("--data-dir", type=Path, default=None,
-                   help="dataset cache folder (default $PDEKIT_CACHE/ns_benchmark)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+                   help="dataset cache folder (default $PDEKIT_CACHE/ns_benchmark or "
+                        "~/.cache/pdekit/ns_benchmark)")
     for field in ("resolution", "n_train", "n_test", "epochs", "batch_size", "seed"):
         p.add_argument(f"--{field.replace('_', '-')}", type=int, default=None)
     for field in ("nu", "dt", "lr"):
@@ -220,22 +215,14 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    from pdekit.models import available_models
-
-    setting = QUICK if args.quick else FULL
-    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Setting)
-                 if getattr(args, f.name, None) is not None}
-    setting = dataclasses.replace(setting, **overrides)
-    names = [n.strip().lower() for n in args.models.split(",") if n.strip()]
-    unknown = sorted(set(names) - set(available_models()))
-    if unknown:
-        print(f"ns_benchmark: unknown model(s) {', '.join(unknown)}; choose from "
-              f"{', '.join(available_models())}", file=sys.stderr)
+    _common.apply_threads(args)
+    setting = _common.override_setting(QUICK if args.quick else FULL, args)
+    names = _common.model_names(args.models, "ns_benchmark")
+    if names is None:
         return 2
     configs = QUICK_MODELS if args.quick else MODELS
-    root = make_dataset(setting, args.data_dir or default_data_root(), args.threads or 1)
+    root = make_dataset(setting, args.data_dir or _common.cache_dir("ns_benchmark"),
+                        args.threads or 1)
 
     persistence = persistence_error(root)
     print(f"persistence baseline (repeat the last input frame): rel. L2 {persistence:.4f}")
@@ -248,12 +235,10 @@ def main(argv=None) -> int:
         print(f"{name:<8} {r['rel_l2']:>9.4f} {r['n_params']:>11,} {r['sec_per_epoch']:>8.2f}",
               flush=True)
     if args.json:
-        payload = {"settings": {**dataclasses.asdict(setting), "device": args.device,
-                                "n_in": N_IN, "n_out": N_OUT, "quick": args.quick,
-                                "torch_threads": torch.get_num_threads(),
-                                "persistence_rel_l2": persistence},
-                   "results": results}
-        args.json.write_text(json.dumps(payload, indent=1))
+        meta = _common.run_meta(args.device, alone=args.alone, **dataclasses.asdict(setting),
+                                n_in=N_IN, n_out=N_OUT, quick=args.quick,
+                                persistence_rel_l2=persistence)
+        _common.write_json(args.json, results, meta)
     return 0
 
 

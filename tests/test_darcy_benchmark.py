@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
 from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "darcy_benchmark.py"
-
 
 @pytest.fixture(scope="module")
-def benchmark():
-    spec = importlib.util.spec_from_file_location("darcy_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up here
-    try:
-        spec.loader.exec_module(module)
-        yield module
-    finally:
-        sys.modules.pop(spec.name, None)
+def benchmark(load_experiment):
+    return load_experiment("darcy_benchmark")
 
 
 def test_main_writes_the_results_json(benchmark, tmp_path, capsys):
@@ -59,3 +48,20 @@ def test_main_writes_the_results_json(benchmark, tmp_path, capsys):
 def test_unknown_model_is_refused(benchmark, tmp_path, capsys):
     assert benchmark.main(["--models", "fno,nope", "--data-dir", str(tmp_path)]) == 2
     assert "nope" in capsys.readouterr().err
+
+
+def test_shared_options_cache_folder_and_device_check(benchmark, tmp_path, monkeypatch, capsys):
+    common = benchmark._common  # experiments/_common.py, shared by the scripts
+    monkeypatch.setenv("PDEKIT_CACHE", str(tmp_path))
+    assert common.cache_dir("darcy_benchmark") == tmp_path / "darcy_benchmark"
+    monkeypatch.delenv("PDEKIT_CACHE")
+    assert common.cache_dir("x") == Path.home() / ".cache" / "pdekit" / "x"
+    with pytest.raises(SystemExit) as exit_info:
+        benchmark.main(["--device", "nope"])
+    assert exit_info.value.code == 2 and "device 'nope' is not available" in capsys.readouterr().err
+    out = common.write_json(tmp_path / "r.json", [{"a": 1}], common.run_meta("cpu", alone=True))
+    payload = json.loads(out.read_text())
+    assert list(payload) == ["meta", "results"] and payload["meta"]["alone"] is True
+    assert {"date", "platform", "processor", "cores", "torch", "device_name", "threads"} <= set(
+        payload["meta"])
+    assert not (tmp_path / "r.json.tmp").exists()

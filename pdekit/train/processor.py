@@ -22,6 +22,8 @@ from collections.abc import Sequence
 
 import torch
 
+from pdekit.data.view import safe_std
+
 __all__ = ["DataProcessor"]
 
 
@@ -80,7 +82,7 @@ class DataProcessor(torch.nn.Module):
             means, stds = [], []
             for name in fields:
                 s = dataset.stats[name]
-                std = s["std"] if s["std"] and s["std"] > 0 else 1.0
+                std = safe_std(s)
                 c = count(name, role) if count is not None else n_channels // len(fields)
                 means += [float(s["mean"])] * c
                 stds += [float(std)] * c

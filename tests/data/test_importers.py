@@ -283,3 +283,23 @@ def test_not_hdf5_and_missing(tmp_path):
         open_imported(p)
     with pytest.raises(DatasetError, match="does not exist"):
         open_pdebench(tmp_path / "missing.h5")
+
+
+def test_imported_and_own_datasets_share_one_sample_view(smooth_ds, tmp_path):
+    """The same samples in a PDEBench file and in a pdekit folder give the same items."""
+    from pdekit.data import PDEDataset, open_xarray
+
+    own = PDEDataset(smooth_ds, inputs=("a", "u"), targets=("u",), subsample=(2, 1))
+    raw = open_xarray(smooth_ds)
+    path = tmp_path / "2D_smooth.hdf5"
+    with h5py.File(path, "w") as f:
+        f["a"], f["u"] = raw["a"].values, raw["u"].values
+        f["x-coordinate"], f["y-coordinate"] = raw["x"].values, raw["y"].values
+    raw.close()
+    imported = ImportedDataset(path, ("a", "u"), ("u",), subsample=(2, 1), stats=own.stats)
+    assert len(imported) == len(own) and imported.spatial_shape == own.spatial_shape
+    for i in (0, 5, 9):
+        for a, b in zip(imported[i], own[i]):
+            assert torch.equal(a, b)
+    y = torch.stack([own[i][1] for i in range(3)])
+    assert torch.equal(imported.denormalize(y), own.denormalize(y))

@@ -11,12 +11,7 @@ from pdekit.models.lsm import LSM, LSMConfig, NeuralSpectralBlock
 SMALL = {"width": 8, "n_heads": 4, "n_basis": 6, "n_tokens": 3, "projection_channels": 16}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def one_line_value_error(excinfo):

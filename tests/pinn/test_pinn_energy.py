@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from pdekit.pinn import relative_l2
+from pdekit.pinn import relative_l2_error
 from pdekit.pinn.energy import BoundaryTerm, energy_data, energy_model
 from pdekit.pinn.networks import deepxde_net, import_deepxde, make_net
 from pdekit.pinn.strong import train
@@ -12,12 +12,7 @@ from pdekit.pinn.strong import train
 PI = np.pi
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _psi_1d(x, u, du):
@@ -52,7 +47,7 @@ def test_energy_form_poisson_1d_converges():
                          n_domain=128)
     x = np.linspace(0, 1, 101)[:, None].astype(np.float32)
     _, state = train(model, iterations=400, lr=1e-2)
-    assert relative_l2(model.predict(x), np.sin(PI * x)) < 3e-2
+    assert relative_l2_error(model.predict(x), np.sin(PI * x)) < 3e-2
     assert abs(float(np.sum(state.loss_train)) + PI**2 / 4) < 0.05  # energy near its minimum
 
 
@@ -74,8 +69,8 @@ def test_energy_form_poisson_2d_converges():
     model = energy_model(dde.geometry.Rectangle([0, 0], [1, 1]), psi, net, distance=distance,
                          n_domain=256, solution=exact)
     x = np.random.default_rng(0).random((1000, 2)).astype(np.float32)
-    err0 = relative_l2(net(torch.from_numpy(x)).detach().numpy(), exact(x))
+    err0 = relative_l2_error(net(torch.from_numpy(x)).detach().numpy(), exact(x))
     train(model, iterations=300, lr=1e-2)
-    err = relative_l2(model.predict(x), exact(x))
+    err = relative_l2_error(model.predict(x), exact(x))
     assert err0 > 0.9
     assert err < 5e-2

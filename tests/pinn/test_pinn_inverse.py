@@ -7,13 +7,7 @@ import torch
 from pdekit.pinn.inverse import Coefficients, fit_coefficients, inverse_model
 from pdekit.pinn.networks import import_deepxde, make_net
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def test_inverse_recovers_diffusivity():

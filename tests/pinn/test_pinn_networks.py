@@ -6,13 +6,7 @@ import torch
 
 from pdekit.pinn.networks import MLP, deepxde_net, import_deepxde, make_net, mlp_width_for
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.mark.parametrize("kind", ["kan_bspline", "kan_chebyshev", "mlp"])

@@ -28,7 +28,7 @@ order), ``gcrodr_reset`` (harmonic, recycle space dropped before every system: G
 gain across systems). With the multigrid V-cycle ``M`` (the same ``M`` in every row it appears in):
 ``pcg_mg`` / ``rpcg_mg`` (CG and recycled CG, ``rcg(k=20)``, SPD Darcy only), on Helmholtz
 ``gmres40_mg`` / ``gcrodr_mg`` (the Laplacian's V-cycle, the ``Helmholtz`` family's default), and
-the batched generation path :func:`pdekit.pdes.linear.solve_linear_systems` (``pcg_mg_batch16``,
+the batched generation path :func:`pdekit.core.sequence.solve_sequence` (``pcg_mg_batch16``,
 ``rpcg_mg_chains16``, ``gmres40_mg_batch16``, ``gcrodr_mg_chains16``: 16 systems or 16 recycling
 chains advance together, the GPU path). References: ``spsolve`` (scipy SuperLU) and ``pyamg`` (the
 faster of Ruge-Stueben and smoothed aggregation, setup included, accelerated by CG; by GMRES on the
@@ -75,9 +75,10 @@ from pdekit.core.krylov import solve as krylov_solve
 from pdekit.core.multigrid import MultigridPreconditioner
 from pdekit.core.ordering import order_samples, path_length
 from pdekit.core.recycling import recycled_solve
+from pdekit.core.sequence import solve_sequence
+from pdekit.core.solve_config import SolveConfig
 from pdekit.core.stencils import StencilOperator, diffusion, helmholtz
 from pdekit.pdes import get_pde
-from pdekit.pdes.linear import solve_linear_systems
 
 RTOL = 1e-8
 RESTART = 40  # GMRES / GCRO-DR cycle length m (SKR)
@@ -317,14 +318,12 @@ def run_generation(pb: Problem, method: str, label: str, chains: int, count: int
     chains = min(chains, count)
     op = pb.operator(idx)
     kw = {"n_chains": chains} if method in ("rcg", "gcrodr") else {"batch_size": chains}
+    config = SolveConfig(method=method, rtol=RTOL, maxiter=MAXITER, ordering="greedy",
+                         preconditioner="mg", restart=RESTART, recycle_dim=RECYCLE, **kw)
     coef = pb.mg_coefficient if pb.mg_coefficient.shape[0] == 1 else pb.mg_coefficient[idx]
     _sync(device)
     t0 = time.perf_counter()
-    out = solve_linear_systems(
-        op, pb.b[idx], method=method, rtol=RTOL, maxiter=MAXITER, features=pb.features[idx],
-        ordering="greedy", preconditioner="mg", mg_coefficient=coef, restart=RESTART,
-        recycle_dim=RECYCLE, **kw,
-    )
+    out = solve_sequence(op, pb.b[idx], config, features=pb.features[idx], mg_coefficient=coef)
     _sync(device)
     dt = time.perf_counter() - t0
     x = out.x.reshape(count, -1)

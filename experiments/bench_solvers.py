@@ -5,7 +5,7 @@ Darcy in the FNO convention (n x n nodes with the boundary, flux form, harmonic 
 of 1e-8. For each method: seconds per system (setup included where it is paid per coefficient),
 iterations, and the true relative residual ||b - A x|| / ||b|| computed in float64.
 
-    python experiments/bench_solvers.py [--quick] [--json PATH] [--device cpu|cuda]
+    python experiments/bench_solvers.py [--quick] [--json PATH] [--device cpu|cuda] [--threads N]
 
 Methods: ``mgpcg`` (pdekit CG + geometric multigrid V-cycle, batch 1 and batch 16),
 ``jacobi_pcg`` (pdekit CG + Jacobi, batch 16), ``spsolve`` (scipy SuperLU), ``pyamg`` (pyamg CG
@@ -17,12 +17,10 @@ scipy matrix).
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import sys
 import time
-from datetime import datetime, timezone
 
+import _common
 import numpy as np
 import scipy.sparse.linalg as spla
 import torch
@@ -144,20 +142,12 @@ def run_pyamg(a: torch.Tensor, count: int) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="n = 128, 256 only, fewer systems")
-    parser.add_argument("--json", metavar="PATH", help="write the results as JSON")
-    parser.add_argument("--device", default="cpu", help="torch device for pdekit (default cpu)")
+    _common.add_common_args(parser, quick="n = 128, 256 only, fewer systems",
+                            device="torch device for pdekit (default cpu)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    try:
-        device = torch.device(args.device)
-        torch.empty(0, device=device)
-    except (RuntimeError, AssertionError) as exc:
-        print(
-            f"bench_solvers: error: device {args.device!r} is not available ({exc})",
-            file=sys.stderr,
-        )
-        return 2
+    _common.apply_threads(args)
+    device = torch.device(args.device)
 
     sizes = [128, 256] if args.quick else [128, 256, 512]
     batch = 16
@@ -192,18 +182,8 @@ def main(argv=None) -> int:
         )
 
     if args.json:
-        meta = {
-            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "machine": platform.platform(),
-            "processor": platform.processor(),
-            "torch_threads": torch.get_num_threads(),
-            "device": str(device),
-            "torch": torch.__version__,
-            "rtol": RTOL,
-            "quick": args.quick,
-        }
-        with open(args.json, "w") as fh:
-            json.dump({"meta": meta, "results": rows}, fh, indent=2)
+        meta = _common.run_meta(device, alone=args.alone, rtol=RTOL, quick=args.quick)
+        _common.write_json(args.json, rows, meta)
     return 0
 
 

@@ -30,6 +30,7 @@ Shard seeds derive from (seed, split, shard index), so the data do not depend on
 --dask. Options given on the command line override those of --config.
 """
 
+_SOLVER_FLAGS = ("method", "ordering", "n_chains", "rtol")  # SolveConfig fields set by flags
 _CONFIG_KEYS = {"pde", "params", "n_samples", "splits", "seed", "shard_size", "workers", "threads",
                 "device", "dask", "out", "solver"}
 
@@ -248,12 +249,13 @@ def _cmd_generate(args) -> int:
     if not out:
         raise PdekitUserError("no output folder: give --out DIR (or `out:` in --config)")
     device = str(pick("device", "cpu"))
-    solver = dict(cfg.get("solver") or {})
+    solver = cfg.get("solver") or {}
     if not isinstance(solver, dict):
         raise PdekitUserError("solver must map option names to values")
-    for key in ("method", "ordering", "n_chains", "rtol"):
-        if getattr(args, key) is not None:
-            solver[key] = getattr(args, key)
+    # the flags are fields of pdekit.core.solve_config.SolveConfig under the same names as in the
+    # recipe's `solver:` block; generate() builds and validates the config from the merged dict
+    flags = {k: getattr(args, k) for k in _SOLVER_FLAGS if getattr(args, k) is not None}
+    solver = {**solver, **flags}
     summary = generate(
         family,
         out,

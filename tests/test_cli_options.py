@@ -6,6 +6,7 @@ import h5py
 import pytest
 
 from pdekit.cli import main
+from pdekit.core.solve_config import SolveConfig
 
 
 def test_solver_options_reach_the_family_and_the_manifest(tmp_path):
@@ -14,7 +15,10 @@ def test_solver_options_reach_the_family_and_the_manifest(tmp_path):
             "--ordering", "pca", "--rtol", "1e-9", "--out", str(out), "--no-progress"]
     assert main(argv) == 0
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["generator"]["solver"] == {"method": "rcg", "ordering": "pca", "rtol": 1e-9}
+    # the full configuration is recorded, under the flags' names
+    expected = SolveConfig(method="rcg", ordering="pca", rtol=1e-9)
+    assert manifest["generator"]["solver"] == expected.to_dict()
+    assert SolveConfig.from_dict(manifest["generator"]["solver"]) == expected
     with h5py.File(out / "train" / "shard-00000.h5") as f:
         assert f["iterations"][:].min() > 0          # a Krylov method ran, not spsolve
         assert f["rel_residual"][:].max() <= 1e-9

@@ -10,6 +10,11 @@ adjoint tolerance). ``A(p)`` is given matrix-free as ``matvec(X, *params)``, wri
 transpose is its vector-Jacobian product in ``X`` and the parameter term is its vector-Jacobian
 product in ``params``.
 
+The settings are one :class:`~pdekit.core.solve_config.SolveConfig` (default
+:data:`~pdekit.core.solve_config.DIFFERENTIABLE`: CG to ``rtol = 1e-10``); the adjoint solve uses
+``config.adjoint``, or the forward settings when that is ``None``. Preconditioners are operators
+(``M``, ``M_adjoint``), not names: the solve only sees ``matvec``.
+
 Both solves are checked: a forward or adjoint solve that misses its tolerance raises
 :class:`~pdekit.core.solve_result.NotConvergedError` (carrying the
 :class:`~pdekit.core.solve_result.SolveResult`), so a gradient is never silently wrong.
@@ -26,127 +31,73 @@ References
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch.autograd.function import once_differentiable
 
 from pdekit.core import krylov
 from pdekit.core.linop import LinearOperator, aslinearoperator
+from pdekit.core.solve_config import DIFFERENTIABLE, KRYLOV_METHODS, SolveConfig
 from pdekit.core.solve_result import NotConvergedError, SolveResult
+from pdekit.errors import PdekitUserError
 
-__all__ = ["LinearSolve", "differentiable_solve"]
+__all__ = ["differentiable_solve"]
 
-Method = Literal["cg", "gmres", "bicgstab", "minres"]
 ParamMatVec = Callable[..., torch.Tensor]
-_METHODS = ("cg", "gmres", "bicgstab", "minres")
 _SYMMETRIC_METHODS = ("cg", "minres")
 
 
 @dataclass(frozen=True, eq=False)
-class LinearSolve:
-    """One object that describes a differentiable solve: method, tolerances, preconditioners and
-    the settings of the adjoint (gradient) solve.
+class _Plan:
+    """What the autograd Function needs: both solves' settings and the preconditioner operators."""
 
-    Calling it solves ``A(params) x = b`` with :func:`pdekit.core.krylov.solve` and returns ``x``;
-    its backward solves ``A^T lam = dL/dx`` once (see the module docstring).
+    forward: SolveConfig
+    adjoint: SolveConfig
+    M: Any
+    M_adjoint: Any
+    symmetric: bool
 
-    Parameters
-    ----------
-    method : {"cg", "gmres", "bicgstab", "minres"}
-        Krylov method of both the forward and the adjoint solve.
-    rtol, atol : float
-        Forward tolerance: converged when ``||b - A x|| <= max(rtol ||b||, atol)`` per system.
-    adjoint_rtol, adjoint_atol : float, optional
-        Tolerance of the adjoint solve, relative to ``||dL/dx||``; ``None`` takes the forward
-        value. The gradient error is of the order of ``adjoint_rtol`` (times a condition number).
-    maxiter : int, optional
-        Iteration cap of each solve (the solver's default when ``None``).
-    M : operator-like, optional
-        Preconditioner of the forward solve (anything :func:`~pdekit.core.linop.aslinearoperator`
-        takes).
-    M_adjoint : operator-like, optional
-        Preconditioner of the adjoint solve. ``None`` uses ``M`` when the operator is symmetric and
-        ``M^T`` otherwise (the transpose of a callable is taken by autograd, so a preconditioner
-        that is not written in torch needs an explicit ``M_adjoint``).
-    symmetric : bool, optional
-        Declares ``A(p) = A(p)^T``: the adjoint then applies ``matvec`` itself instead of its
-        vector-Jacobian product. ``None`` assumes symmetry for ``cg`` and ``minres`` (which
-        require it) and not for ``gmres`` and ``bicgstab``.
 
-    Examples
-    --------
-    >>> a = torch.tensor([1.0, 2.0, 4.0], dtype=torch.float64, requires_grad=True)
-    >>> b = torch.ones(3, dtype=torch.float64)
-    >>> solve = LinearSolve("cg", rtol=1e-12)
-    >>> x = solve(lambda X, a: a * X, b, a)          # A(a) = diag(a)
-    >>> x.sum().backward()                           # d/da sum(1 / a) = -1 / a**2
-    >>> torch.allclose(a.grad, -1 / a.detach() ** 2)
-    True
-    """
-
-    method: Method = "cg"
-    rtol: float = 1e-10
-    atol: float = 0.0
-    adjoint_rtol: float | None = None
-    adjoint_atol: float | None = None
-    maxiter: int | None = None
-    M: Any = None
-    M_adjoint: Any = None
-    symmetric: bool | None = None
-
-    def __post_init__(self):
-        if self.method not in _METHODS:
-            raise ValueError(f"unknown method {self.method!r}; choose one of {_METHODS}")
-
-    @property
-    def is_symmetric(self) -> bool:
-        if self.symmetric is not None:
-            return bool(self.symmetric)
-        return self.method in _SYMMETRIC_METHODS
-
-    def __call__(
-        self,
-        matvec: ParamMatVec,
-        b: torch.Tensor,
-        *params: torch.Tensor,
-        x0: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """Solve ``A(params) x = b``; ``b`` (and ``x0``) of shape ``(n,)`` or ``(B, n)``."""
-        for p in params:
-            if not isinstance(p, torch.Tensor):
-                raise TypeError(
-                    f"params must be tensors, got {type(p).__name__}; close over other values "
-                    "in matvec instead"
-                )
-        if b.dim() not in (1, 2):
-            raise ValueError(f"b must have shape (n,) or (B, n), got {tuple(b.shape)}")
-        single = b.dim() == 1
-        B = b.unsqueeze(0) if single else b
-        if x0 is not None:
-            if x0.numel() != B.numel():
-                raise ValueError(f"x0 has shape {tuple(x0.shape)} but b has {tuple(b.shape)}")
-            x0 = x0.detach().reshape(B.shape)  # the solution does not depend on the initial guess
-        X = _AdjointSolve.apply(self, matvec, x0, B, *params)
-        return X[0] if single else X
+def _plan(config, M, M_adjoint, symmetric, adjoint_rtol, adjoint_atol, overrides) -> _Plan:
+    if config is None:
+        config = DIFFERENTIABLE
+    elif not isinstance(config, SolveConfig):
+        raise TypeError(f"config must be a SolveConfig, got {type(config).__name__}")
+    if overrides:
+        config = SolveConfig.from_dict(overrides, base=config)
+    adjoint = config.adjoint or dataclasses.replace(config, adjoint=None)
+    if adjoint_rtol is not None or adjoint_atol is not None:
+        adjoint = SolveConfig.from_dict(
+            {k: v for k, v in (("rtol", adjoint_rtol), ("atol", adjoint_atol)) if v is not None},
+            base=adjoint,
+        )
+    for which, c in (("method", config), ("adjoint.method", adjoint)):
+        if c.method not in KRYLOV_METHODS:
+            raise PdekitUserError(f"differentiable_solve: SolveConfig.{which} must be one of "
+                                  f"{', '.join(KRYLOV_METHODS)}, got {c.method!r}")
+        if c.preconditioner not in (None, "none"):
+            raise PdekitUserError("differentiable_solve: pass the preconditioner as an operator M "
+                                  f"(SolveConfig.preconditioner={c.preconditioner!r})")
+    sym = config.method in _SYMMETRIC_METHODS if symmetric is None else bool(symmetric)
+    return _Plan(config, adjoint, M, M_adjoint, sym)
 
 
 def differentiable_solve(
     matvec: ParamMatVec,
     b: torch.Tensor,
     *params: torch.Tensor,
-    method: Method = "cg",
-    rtol: float = 1e-10,
-    atol: float = 0.0,
-    adjoint_rtol: float | None = None,
-    adjoint_atol: float | None = None,
-    maxiter: int | None = None,
+    config: SolveConfig | None = None,
     M: Any = None,
     M_adjoint: Any = None,
     x0: torch.Tensor | None = None,
     symmetric: bool | None = None,
+    adjoint_rtol: float | None = None,
+    adjoint_atol: float | None = None,
+    **overrides: Any,
 ) -> torch.Tensor:
     """Solve ``A(params) x = b`` so that autograd differentiates through it by the adjoint method.
 
@@ -161,10 +112,31 @@ def differentiable_solve(
     *params : torch.Tensor
         Tensors the operator depends on (a coefficient field, a velocity, ...); gradients flow to
         those that require them.
-    method, rtol, atol, adjoint_rtol, adjoint_atol, maxiter, M, M_adjoint, symmetric
-        See :class:`LinearSolve`.
+    config : SolveConfig, optional
+        ``method`` (``"cg"``, ``"gmres"``, ``"bicgstab"`` or ``"minres"``), ``rtol``, ``atol``,
+        ``maxiter`` and ``restart`` (GMRES) of the forward solve; ``config.adjoint`` those of the
+        adjoint solve (``None``: the same). Default
+        :data:`~pdekit.core.solve_config.DIFFERENTIABLE` (CG, ``rtol = 1e-10``). The gradient
+        error is of the order of the adjoint ``rtol`` (times a condition number).
+    M : operator-like, optional
+        Preconditioner of the forward solve (anything :func:`~pdekit.core.linop.aslinearoperator`
+        takes).
+    M_adjoint : operator-like, optional
+        Preconditioner of the adjoint solve. ``None`` uses ``M`` when the operator is symmetric and
+        ``M^T`` otherwise (the transpose of a callable is taken by autograd, so a preconditioner
+        that is not written in torch needs an explicit ``M_adjoint``).
     x0 : torch.Tensor, optional
         Initial guess, shaped like ``b`` (not differentiated).
+    symmetric : bool, optional
+        Declares ``A(p) = A(p)^T``: the adjoint then applies ``matvec`` itself instead of its
+        vector-Jacobian product. ``None`` assumes symmetry for ``cg`` and ``minres`` (which
+        require it) and not for ``gmres`` and ``bicgstab``.
+    adjoint_rtol, adjoint_atol : float, optional
+        Shorthand for the adjoint solve's ``rtol`` / ``atol`` (replacing those of
+        ``config.adjoint``, or of the forward settings).
+    **overrides
+        Fields of ``config`` to replace, e.g. ``method="gmres", rtol=1e-12`` (validated by
+        :class:`~pdekit.core.solve_config.SolveConfig`).
 
     Returns
     -------
@@ -175,6 +147,8 @@ def differentiable_solve(
     ------
     NotConvergedError
         When the forward solve, or in ``backward`` the adjoint solve, misses its tolerance.
+    PdekitUserError
+        For a bad setting or a method that is not one of the four Krylov methods.
 
     Notes
     -----
@@ -191,48 +165,58 @@ def differentiable_solve(
     ...     pad = torch.nn.functional.pad(X, (1, 1))
     ...     return c * (2 * X - pad[:, :-2] - pad[:, 2:])
     >>> c = torch.tensor(2.0, dtype=torch.float64, requires_grad=True)
-    >>> x = differentiable_solve(laplacian, torch.ones(5, dtype=torch.float64), c, rtol=1e-12)
+    >>> cfg = SolveConfig(method="cg", rtol=1e-12)
+    >>> x = differentiable_solve(laplacian, torch.ones(5, dtype=torch.float64), c, config=cfg)
     >>> x.sum().backward()                           # sum(x) is proportional to 1 / c
     >>> bool(torch.isclose(c.grad, -x.sum().detach() / c.detach()))
     True
+
+    A diagonal operator ``A(a) = diag(a)``, the adjoint solve tighter than the forward one:
+
+    >>> a = torch.tensor([1.0, 2.0, 4.0], dtype=torch.float64, requires_grad=True)
+    >>> cfg = SolveConfig(method="cg", rtol=1e-8, adjoint=SolveConfig(method="cg", rtol=1e-12))
+    >>> differentiable_solve(lambda X, a: a * X, torch.ones(3, dtype=torch.float64), a,
+    ...                      config=cfg).sum().backward()
+    >>> torch.allclose(a.grad, -1 / a.detach() ** 2)
+    True
     """
-    config = LinearSolve(
-        method=method,
-        rtol=rtol,
-        atol=atol,
-        adjoint_rtol=adjoint_rtol,
-        adjoint_atol=adjoint_atol,
-        maxiter=maxiter,
-        M=M,
-        M_adjoint=M_adjoint,
-        symmetric=symmetric,
-    )
-    return config(matvec, b, *params, x0=x0)
+    plan = _plan(config, M, M_adjoint, symmetric, adjoint_rtol, adjoint_atol, overrides)
+    for p in params:
+        if not isinstance(p, torch.Tensor):
+            raise TypeError(
+                f"params must be tensors, got {type(p).__name__}; close over other values "
+                "in matvec instead"
+            )
+    if b.dim() not in (1, 2):
+        raise ValueError(f"b must have shape (n,) or (B, n), got {tuple(b.shape)}")
+    single = b.dim() == 1
+    B = b.unsqueeze(0) if single else b
+    if x0 is not None:
+        if x0.numel() != B.numel():
+            raise ValueError(f"x0 has shape {tuple(x0.shape)} but b has {tuple(b.shape)}")
+        x0 = x0.detach().reshape(B.shape)  # the solution does not depend on the initial guess
+    X = _AdjointSolve.apply(plan, matvec, x0, B, *params)
+    return X[0] if single else X
 
 
 # -- implementation -------------------------------------------------------------------------
 
 
 def _checked_solve(
-    which: str,
-    config: LinearSolve,
-    A: LinearOperator,
-    b: torch.Tensor,
-    *,
-    x0: torch.Tensor | None,
-    rtol: float,
-    atol: float,
-    M: Any,
+    which: str, config: SolveConfig, A: LinearOperator, b: torch.Tensor, *,
+    x0: torch.Tensor | None, M: Any,
 ) -> torch.Tensor:
+    kw = {"restart": config.restart} if config.method == "gmres" else {}
     result: SolveResult = krylov.solve(
-        A, b, method=config.method, x0=x0, rtol=rtol, atol=atol, maxiter=config.maxiter, M=M
+        A, b, method=config.method, x0=x0, rtol=config.rtol, atol=config.atol,
+        maxiter=config.maxiter, M=M, **kw,
     )
     if not result.all_converged:
         worst = float(result.rel_residual.max())
         raise NotConvergedError(
             f"{which} solve ({config.method}) did not converge: relative residual {worst:.3e} "
-            f"after {int(result.iterations.max())} iterations (rtol={rtol:g}, atol={atol:g}, "
-            f"maxiter={config.maxiter})",
+            f"after {int(result.iterations.max())} iterations (rtol={config.rtol:g}, "
+            f"atol={config.atol:g}, maxiter={config.maxiter})",
             result,
         )
     return result.x
@@ -265,13 +249,11 @@ def _transposed(matvec: ParamMatVec, params: tuple[torch.Tensor, ...], n: int) -
 
 class _AdjointSolve(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, config: LinearSolve, matvec, x0, b, *params):
+    def forward(ctx, plan: _Plan, matvec, x0, b, *params):
         n = b.shape[-1]
-        A = LinearOperator((n, n), lambda X: matvec(X, *params), symmetric=config.is_symmetric)
-        x = _checked_solve(
-            "forward", config, A, b, x0=x0, rtol=config.rtol, atol=config.atol, M=config.M
-        )
-        ctx.config = config
+        A = LinearOperator((n, n), lambda X: matvec(X, *params), symmetric=plan.symmetric)
+        x = _checked_solve("forward", plan.forward, A, b, x0=x0, M=plan.M)
+        ctx.plan = plan
         ctx.matvec = matvec
         ctx.save_for_backward(x, *params)
         return x
@@ -279,24 +261,22 @@ class _AdjointSolve(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_x):
-        config: LinearSolve = ctx.config
+        plan: _Plan = ctx.plan
         matvec = ctx.matvec
         x, *params = ctx.saved_tensors
         params = tuple(params)
         n = x.shape[-1]
         fixed = tuple(p.detach() for p in params)
 
-        if config.is_symmetric:
+        if plan.symmetric:
             AT = LinearOperator((n, n), lambda X: matvec(X, *fixed), symmetric=True)
-            M_adj = config.M if config.M_adjoint is None else config.M_adjoint
+            M_adj = plan.M if plan.M_adjoint is None else plan.M_adjoint
         else:
             AT = _transposed(matvec, fixed, n)
-            M_adj = config.M_adjoint
-            if M_adj is None and config.M is not None:
-                M_adj = aslinearoperator(config.M, n).T
-        rtol = config.rtol if config.adjoint_rtol is None else config.adjoint_rtol
-        atol = config.atol if config.adjoint_atol is None else config.adjoint_atol
-        lam = _checked_solve("adjoint", config, AT, grad_x, x0=None, rtol=rtol, atol=atol, M=M_adj)
+            M_adj = plan.M_adjoint
+            if M_adj is None and plan.M is not None:
+                M_adj = aslinearoperator(plan.M, n).T
+        lam = _checked_solve("adjoint", plan.adjoint, AT, grad_x, x0=None, M=M_adj)
 
         wants = ctx.needs_input_grad[4:]
         grads_p: list[torch.Tensor | None] = [None] * len(params)

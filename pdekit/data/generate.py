@@ -21,6 +21,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -42,7 +43,18 @@ from pdekit.data.stats import merge_moments, moments, stats_from_moments
 from pdekit.data.writer import write_shard
 from pdekit.errors import DatasetError, PdekitUserError
 
-__all__ = ["ShardTask", "GenerateSummary", "shard_seed", "plan_shards", "generate_shard", "generate"]
+if TYPE_CHECKING:
+    from pdekit.core.solve_config import SolveConfig
+
+__all__ = [
+    "ShardTask",
+    "GenerateSummary",
+    "shard_seed",
+    "plan_shards",
+    "solve_config",
+    "generate_shard",
+    "generate",
+]
 
 
 @dataclass(frozen=True)
@@ -137,51 +149,27 @@ def _field_shapes(family) -> dict[str, dict]:
     return out
 
 
-_NOT_SOLVER_OPTIONS = {"self", "inputs", "device", "progress"}
+def solve_config(family, solver=None):
+    """The :class:`~pdekit.core.solve_config.SolveConfig` of a run (``None``: the family has none).
 
-
-def check_solver_options(family, solver: dict | None) -> dict:
-    """Validate keyword options for ``family.solve`` before anything is written (one-line errors)."""
-    import inspect
-    import typing
-
-    solver = dict(solver or {})
-    if not solver:
-        return solver
-    sig = inspect.signature(family.solve)
-    explicit = {n: p for n, p in sig.parameters.items() if p.kind is p.KEYWORD_ONLY or
-                p.kind is p.POSITIONAL_OR_KEYWORD}
-    passes_on = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()) and "method" in explicit
-    allowed = set(explicit) - _NOT_SOLVER_OPTIONS
-    if passes_on:  # linear families hand extra keywords to pdekit.pdes.linear.solve_linear_systems
-        from pdekit.pdes.linear import solve_linear_systems
-
-        allowed |= set(inspect.signature(solve_linear_systems).parameters) - {"op", "b", "x0", "features"}
+    ``solver`` is a config, some of its fields by name (the ``solver:`` block of a recipe, the
+    ``generator.solver`` entry of a manifest), or ``None`` for the family's default. Every error is
+    one line, raised before anything is written.
+    """
     try:
-        hints = typing.get_type_hints(family.solve)
-    except Exception:  # pragma: no cover - unresolvable annotations: skip value checks
-        hints = {}
-    for key, value in solver.items():
-        if key not in allowed:
-            raise PdekitUserError(
-                f"{family.name} takes no solver option {key!r}"
-                + (f"; it takes {', '.join(sorted(allowed))}" if allowed else " (it has no solver options)")
-            )
-        choices = typing.get_args(hints.get(key)) if typing.get_origin(hints.get(key)) is typing.Literal else ()
-        if choices and value not in choices:
-            raise PdekitUserError(f"{family.name}: {key} must be one of {', '.join(map(str, choices))}, got {value!r}")
-    return solver
+        return family.solve_config(solver)
+    except (TypeError, ValueError) as e:
+        raise PdekitUserError(str(e)) from None
 
 
-def _header(family, splits: dict[str, int], seed: int, shard_size: int, solver: dict | None = None) -> dict:
+def _header(family, splits: dict[str, int], seed: int, shard_size: int, config=None) -> dict:
     try:
         params = json.loads(json.dumps(family.params()))
-        solver = json.loads(json.dumps(dict(solver or {})))
     except TypeError as e:
-        raise ValueError(f"{family.name}: params() and solver options must be JSON-serialisable ({e})") from None
+        raise ValueError(f"{family.name}: params() must be JSON-serialisable ({e})") from None
     generator = {"seed": int(seed), "shard_size": int(shard_size), "splits": dict(splits)}
-    if solver:
-        generator["solver"] = solver
+    if config is not None:
+        generator["solver"] = config.to_dict()
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -190,6 +178,29 @@ def _header(family, splits: dict[str, int], seed: int, shard_size: int, solver: 
         "generator": generator,
         "fields": _field_shapes(family),
     }
+
+
+def _keep_stored_solver(family, out: Path, header: dict) -> dict:
+    """``header`` with the solver entry of ``out``'s manifest when both mean the same settings.
+
+    Older datasets record only the options that were given (or none at all); a resumed run keeps
+    that entry as it is instead of calling the settings different.
+    """
+    if not (out / MANIFEST_NAME).is_file():
+        return header
+    try:
+        old = read_manifest(out).get("generator") or {}
+        same = solve_config(family, old.get("solver")) == solve_config(
+            family, header["generator"].get("solver")
+        )
+    except (DatasetError, PdekitUserError, AttributeError):
+        return header  # check_resumable reports the difference
+    if not same:
+        return header
+    generator = {k: v for k, v in header["generator"].items() if k != "solver"}
+    if "solver" in old:
+        generator["solver"] = old["solver"]
+    return {**header, "generator": generator}
 
 
 def generate_shard(
@@ -214,8 +225,9 @@ def generate_shard(
     try:
         gen = torch.Generator(device="cpu").manual_seed(task.seed)
         inputs = family.sample_inputs(task.n_samples, gen)
-        inputs = {k: v.to(device) for k, v in inputs.items()}
-        sol = family.solve(inputs, **header["generator"].get("solver", {}))
+        inputs = {k: v.to(device) for k, v in inputs.items()}  # the solve runs where its inputs are
+        config = solve_config(family, header["generator"].get("solver"))
+        sol = family.solve(inputs) if config is None else family.solve(inputs, config)
     finally:
         torch.set_num_threads(prev_threads)
     produced = {**inputs, **sol.fields}
@@ -442,7 +454,7 @@ def generate(
     device: str = "cpu",
     threads: int = 1,
     progress: bool = False,
-    solver: dict | None = None,
+    solver: SolveConfig | dict | None = None,
 ) -> GenerateSummary:
     """Generate (or resume) a dataset of ``family`` in the folder ``out``.
 
@@ -471,10 +483,12 @@ def generate(
         with the thread count, and byte-identical shards across runs rely on it.
     progress : bool
         Show a tqdm progress bar (samples).
-    solver : dict, optional
-        Keyword options for ``family.solve`` (e.g. ``{"method": "rcg", "ordering": "greedy"}`` for
-        the Krylov-recycling path of the linear families). Recorded in the manifest: resuming with
-        other options is refused.
+    solver : SolveConfig or dict, optional
+        Solver settings of the family: a :class:`~pdekit.core.solve_config.SolveConfig`, or some
+        of its fields by name (e.g. ``{"method": "rcg", "ordering": "greedy"}`` for the
+        Krylov-recycling path of the linear families), the others from the family's default.
+        The full configuration is recorded in the manifest (``generator.solver``); resuming with
+        other settings is refused.
 
     Returns
     -------
@@ -491,9 +505,9 @@ def generate(
         _dask_importable()
     if str(device).startswith("cuda") and not torch.cuda.is_available():
         raise PdekitUserError(f"device {device!r} was requested but torch sees no CUDA device")
-    solver = check_solver_options(family, solver)
-    header = _header(family, splits, seed, shard_size, solver)
+    config = solve_config(family, solver)
     out = Path(out)
+    header = _keep_stored_solver(family, out, _header(family, splits, seed, shard_size, config))
     notes: list[str] = []
     manifest = _prepare(out, header, notes)
     done = {(s, e["shard_index"]) for s, entries in manifest["splits"].items() for e in entries}

@@ -18,27 +18,16 @@ import torch
 
 from pdekit.core.grid import Grid
 from pdekit.core.stencils import check_coefficient, diffusion
-from pdekit.pdes.base import PDEFamily, Solution, register_pde
+from pdekit.pdes._validation import check_choice, check_n_samples, check_resolution, input_field
+from pdekit.pdes.base import LinearFamily, LinearSystem, register_pde
 from pdekit.pdes.grf import GaussianRandomField
-from pdekit.pdes.linear import (
-    METHODS,
-    LinearMethod,
-    Ordering,
-    Preconditioner,
-    check_choice,
-    check_n_samples,
-    check_resolution,
-    input_field,
-    solve_linear_systems,
-    to_solution,
-)
 
 __all__ = ["DarcyFlow"]
 
 
 @register_pde
 @dataclass(frozen=True)
-class DarcyFlow(PDEFamily):
+class DarcyFlow(LinearFamily):
     """Darcy flow with a random permeability: the FNO Darcy data and a log-normal variant.
 
     Parameters
@@ -62,13 +51,16 @@ class DarcyFlow(PDEFamily):
     Examples
     --------
     >>> import torch
+    >>> from pdekit.core.solve_config import SolveConfig
     >>> fam = DarcyFlow(resolution=17)
     >>> inputs = fam.sample_inputs(2, torch.Generator().manual_seed(0))
     >>> sorted(torch.unique(inputs["a"]).tolist())
     [3.0, 12.0]
-    >>> sol = fam.solve(inputs, method="spsolve")
+    >>> sol = fam.solve(inputs, SolveConfig(method="spsolve"))
     >>> sol.fields["u"].shape, float(sol.fields["u"][:, 0].abs().max())
     (torch.Size([2, 17, 17]), 0.0)
+    >>> float(fam.residual(inputs, sol.fields).abs().max()) < 1e-10
+    True
 
     References
     ----------
@@ -129,48 +121,13 @@ class DarcyFlow(PDEFamily):
             out["f"] = src.sample(n, shape, generator)
         return out
 
-    def solve(
-        self,
-        inputs: dict[str, torch.Tensor],
-        *,
-        method: LinearMethod = "mgpcg",
-        rtol: float = 1e-8,
-        device: str | torch.device | None = None,
-        progress: bool = False,
-        ordering: Ordering = "greedy",
-        n_chains: int = 1,
-        preconditioner: Preconditioner | None = None,
-        **solver_kwargs,
-    ) -> Solution:
-        """Solve for ``u`` on the full node grid (``u = 0`` on the boundary).
+    def assemble(self, inputs: dict[str, torch.Tensor]) -> LinearSystem:
+        """The systems ``-div(a grad u) = f`` of the samples, float64 on the device of ``a``.
 
-        Parameters
-        ----------
-        inputs : dict
-            ``"a"`` ``(N, n, n)`` positive and finite; ``"f"`` ``(N, n, n)`` (optional: ``f = 1``
-            when absent).
-        method : {"spsolve", "cg", "gmres", "mgpcg", "rcg", "gcrodr"}
-            See :func:`~pdekit.pdes.linear.solve_linear_systems`.
-        rtol : float
-            On the true relative residual ``||b - A u|| / ||b||``.
-        device : optional
-            Where to solve (default: the device of ``a``); results come back to ``a``'s device.
-        progress : bool
-            tqdm progress bar.
-        ordering, n_chains
-            Sample ordering (on ``log a``, and ``f`` when given) and chains for ``rcg``/``gcrodr``.
-        preconditioner : {"none", "jacobi", "mg"}, optional
-            For the Krylov methods; ``"mg"`` is the multigrid V-cycle built from ``a``.
-        **solver_kwargs
-            ``atol``, ``maxiter``, ``restart``, ``recycle_dim``, ``batch_size``.
-
-        Returns
-        -------
-        Solution
-            ``fields["u"]`` ``(N, n, n)`` in the dtype and on the device of ``a``; per-sample
-            iterations and true relative residuals; ``extra`` from the linear solve.
+        ``inputs["a"]`` ``(N, n, n)`` positive and finite; ``inputs["f"]`` ``(N, n, n)`` optional
+        (``f = 1`` when absent). Recycling orders the samples by ``log a`` (and ``f`` when given);
+        ``"mg"`` is the multigrid V-cycle built from ``a``.
         """
-        check_choice("method", method, METHODS)
         shape = (self.resolution, self.resolution)
         a_in = input_field(inputs, "a", shape)
         check_coefficient(a_in, self.grid, "a")
@@ -178,16 +135,10 @@ class DarcyFlow(PDEFamily):
         f_in = inputs.get("f")
         if f_in is not None:
             f_in = input_field(inputs, "f", shape, n=N)
-        dev = torch.device(device) if device is not None else a_in.device
-        a = a_in.to(device=dev, dtype=torch.float64)
+        a = a_in.to(dtype=torch.float64)
         op = diffusion(self.grid, a)
-        b = op.rhs(1.0 if f_in is None else f_in.to(device=dev, dtype=torch.float64))
+        b = op.rhs(1.0 if f_in is None else f_in.to(dtype=torch.float64))
         feats = torch.log(a)
         if f_in is not None:
             feats = torch.cat([feats, f_in.to(feats)], dim=1)
-        res = solve_linear_systems(
-            op, b, method=method, rtol=rtol, features=feats, ordering=ordering,
-            n_chains=n_chains, preconditioner=preconditioner, mg_coefficient=a,
-            progress=progress, **solver_kwargs,
-        )
-        return to_solution({"u": self.grid.extend(res.x)}, res, a_in)
+        return LinearSystem(op, b, like=a_in, features=feats, mg_coefficient=a)

@@ -20,6 +20,12 @@ samples), so:
     deflated CG, warm-started, with one recycling chain per sample carried across the steps (the
     operator is the same, so the deflation space is kept without rebuilding ``A W``).
 
+The solver settings are a :class:`~pdekit.core.solve_config.SolveConfig` (default: CG to
+``rtol = 1e-8``, ``recycle_dim = 10`` deflation vectors for ``rcg``). ``preconditioner`` may be
+``"jacobi"`` or ``"mg"`` (the V-cycle of the step matrix) for ``cg`` and ``rcg``. ``ordering``,
+``n_chains`` and ``batch_size`` do not apply (every sample is its own chain through time) and must
+keep their defaults.
+
 The initial condition is a Gaussian random field in the sine (Dirichlet) expansion of ``-lap``,
 ``N(0, (-lap + tau^2 I)^(-alpha))``, scaled so that its largest pointwise standard deviation is 1; it
 vanishes on the boundary, compatible with the boundary condition.
@@ -36,21 +42,18 @@ import numpy as np
 import torch
 
 from pdekit.core.grid import Grid
+from pdekit.core.sequence import build_preconditioner, true_residual
+from pdekit.core.solve_config import SolveConfig
 from pdekit.core.stencils import StencilOperator, laplacian
+from pdekit.errors import PdekitUserError
+from pdekit.pdes._validation import check_choice, check_n_samples, check_resolution, input_field
 from pdekit.pdes.base import PDEFamily, Solution, register_pde
 from pdekit.pdes.grf import GaussianRandomField
-from pdekit.pdes.linear import (
-    check_choice,
-    check_n_samples,
-    check_resolution,
-    input_field,
-    true_residual,
-)
 
 __all__ = ["Heat"]
 
-HeatMethod = Literal["spsolve", "cg", "mgpcg", "rcg"]
 _METHODS = ("spsolve", "cg", "mgpcg", "rcg")
+_NOT_USED = ("ordering", "n_chains", "batch_size")  # every sample is its own chain through time
 _SCHEMES = {"backward-euler": 1.0, "crank-nicolson": 0.5}
 
 
@@ -88,9 +91,10 @@ class Heat(PDEFamily):
     Examples
     --------
     >>> import torch
+    >>> from pdekit.core.solve_config import SolveConfig
     >>> fam = Heat(ndim=1, resolution=33, dt=0.01, n_steps=10, record_every=5)
     >>> inputs = fam.sample_inputs(2, torch.Generator().manual_seed(0))
-    >>> sol = fam.solve(inputs, method="spsolve")
+    >>> sol = fam.solve(inputs, SolveConfig(method="spsolve"))
     >>> sol.fields["u"].shape, fam.coords()["time"].tolist(), sol.extra["factorizations"]
     (torch.Size([2, 3, 33]), [0.0, 0.05, 0.1], 1)
 
@@ -103,6 +107,7 @@ class Heat(PDEFamily):
     """
 
     name: ClassVar[str] = "heat"
+    default_solve_config: ClassVar[SolveConfig | None] = SolveConfig(method="cg", recycle_dim=10)
 
     ndim: int = 2
     resolution: int = 64
@@ -205,18 +210,26 @@ class Heat(PDEFamily):
         return out
 
     # ------------------------------------------------------------------ solving
+    def _check_config(self, config: SolveConfig) -> SolveConfig:
+        if config.method not in _METHODS:
+            raise PdekitUserError(f"heat: method must be one of {', '.join(_METHODS)}, "
+                                  f"got {config.method!r}")
+        default = SolveConfig()
+        for name in _NOT_USED:
+            if getattr(config, name) != getattr(default, name):
+                raise PdekitUserError(
+                    f"heat does not use {name} (every sample is its own recycling chain through "
+                    f"time); leave it at {getattr(default, name)!r}, got {getattr(config, name)!r}"
+                )
+        return config
+
     def solve(
         self,
         inputs: dict[str, torch.Tensor],
+        config: SolveConfig | None = None,
         *,
-        method: HeatMethod = "cg",
-        rtol: float = 1e-8,
-        device: str | torch.device | None = None,
         progress: bool = False,
-        ordering: str = "none",
-        n_chains: int | None = None,
-        recycle_dim: int = 10,
-        maxiter: int | None = None,
+        **overrides,
     ) -> Solution:
         """Step every sample from ``u0`` to the final time; store the recorded levels.
 
@@ -224,22 +237,16 @@ class Heat(PDEFamily):
         ----------
         inputs : dict
             ``"u0"`` ``(N, *grid.shape)`` (boundary values are ignored: ``u = 0`` there); ``"f"``
-            for ``source="random"``.
-        method : {"spsolve", "cg", "mgpcg", "rcg"}
-            See the module notes.
-        rtol : float
-            Per step, on the true relative residual of every system.
-        device : optional
-            Where to compute (default: the device of ``u0``).
+            for ``source="random"``. The computation runs on the device of ``u0``.
+        config : SolveConfig, optional
+            Default ``SolveConfig(method="cg", recycle_dim=10)``; ``method`` one of ``"spsolve"``,
+            ``"cg"``, ``"mgpcg"``, ``"rcg"`` (see the module notes). ``rtol``, ``atol`` and
+            ``maxiter`` apply per step and sample, on the true residual; ``recycle_dim`` is the
+            number of deflation vectors per sample of ``rcg``.
         progress : bool
             tqdm bar over the time steps.
-        ordering, n_chains
-            Accepted for a uniform family interface and ignored: with ``rcg`` every sample is its
-            own recycling chain through time (the matrix never changes).
-        recycle_dim : int
-            Deflation vectors per sample for ``rcg``.
-        maxiter : int, optional
-            Iteration cap per step and sample.
+        **overrides
+            Fields of ``config`` to replace, e.g. ``method="spsolve"``.
 
         Returns
         -------
@@ -248,11 +255,11 @@ class Heat(PDEFamily):
             ``rel_residual`` the worst step's true relative residual; ``extra``: ``method``,
             ``steps``, ``factorizations`` (``spsolve``), ``matvecs``, ``setup_s``, ``solve_s``.
         """
-        check_choice("method", method, _METHODS)
+        config = self.solve_config(config, **overrides)
         shape = self.grid.shape
         u0_in = input_field(inputs, "u0", shape)
         N = u0_in.shape[0]
-        dev = torch.device(device) if device is not None else u0_in.device
+        dev = u0_in.device
         A, L = self.operator(device=dev)
         theta = _SCHEMES[self.scheme]
         ish = self.grid.interior_shape
@@ -265,8 +272,7 @@ class Heat(PDEFamily):
             src = self.dt * self.grid.interior(f_in.to(device=dev, dtype=torch.float64))
 
         t0 = time.perf_counter()
-        step = _Stepper(method, A, self.grid, theta * self.dt * self.kappa, rtol, maxiter,
-                        recycle_dim)
+        step = _Stepper(config, A, self.grid, theta * self.dt * self.kappa)
         setup_s = time.perf_counter() - t0
         records = [u]
         its = torch.zeros(N, dtype=torch.long, device=dev)
@@ -285,7 +291,7 @@ class Heat(PDEFamily):
                 records.append(u)
         out = self.grid.extend(torch.stack(records, dim=1))
         extra = {
-            "method": method,
+            "method": config.method,
             "steps": self.steps,
             "factorizations": step.factorizations,
             "matvecs": step.matvecs,
@@ -303,21 +309,19 @@ class Heat(PDEFamily):
 class _Stepper:
     """Solve ``A u = rhs`` for a batch, the same ``A`` at every call; ``__call__(rhs, u_prev)``."""
 
-    def __init__(self, method, A: StencilOperator, grid: Grid, c: float, rtol, maxiter, k):
-        self.method, self.A, self.rtol, self.maxiter, self.k = method, A, rtol, maxiter, k
+    def __init__(self, config: SolveConfig, A: StencilOperator, grid: Grid, c: float):
+        self.method, self.A, self.config = config.method, A, config
         self.factorizations = 0
         self.matvecs = 0
         self.setup_s = 0.0
         self.recycle = None
-        self.M = None
         self._lu = None
-        if method == "mgpcg":
-            from pdekit.core.multigrid import MultigridPreconditioner
-
-            t0 = time.perf_counter()
-            a = torch.full((1, *grid.shape), c, dtype=torch.float64, device=A.device)
-            self.M = MultigridPreconditioner(grid, a, reaction=1.0)
-            self.setup_s = time.perf_counter() - t0
+        pc = config.preconditioner or ("mg" if config.method == "mgpcg" else "none")
+        t0 = time.perf_counter()
+        # the step matrix I + c L is the diffusion operator of the constant coefficient c
+        a = torch.full((1, *grid.shape), c, dtype=torch.float64, device=A.device)
+        self.M = build_preconditioner(pc, A, a if pc == "mg" else None, reaction=1.0)
+        self.setup_s = time.perf_counter() - t0
 
     def __call__(self, rhs: torch.Tensor, u_prev: torch.Tensor):
         N = rhs.shape[0]
@@ -339,13 +343,16 @@ class _Stepper:
         if self.method == "rcg":
             from pdekit.core.recycling import recycled_solve
 
-            res = recycled_solve(self.A, b, x0, method="rcg", k=self.k, rtol=self.rtol,
-                                 maxiter=self.maxiter, recycle=self.recycle,
-                                 same_operator=self.recycle is not None)
+            cfg = self.config
+            res = recycled_solve(self.A, b, x0, method="rcg", k=cfg.recycle_dim, rtol=cfg.rtol,
+                                 atol=cfg.atol, maxiter=cfg.maxiter, M=self.M,
+                                 recycle=self.recycle, same_operator=self.recycle is not None)
             self.recycle = res.recycle
         else:
             from pdekit.core.krylov import solve
 
-            res = solve(self.A, b, "cg", x0=x0, rtol=self.rtol, maxiter=self.maxiter, M=self.M)
+            cfg = self.config
+            res = solve(self.A, b, "cg", x0=x0, rtol=cfg.rtol, atol=cfg.atol, maxiter=cfg.maxiter,
+                        M=self.M)
         self.matvecs += int(res.matvecs)
         return res.x.reshape(shape), res.iterations.to(rhs.device)

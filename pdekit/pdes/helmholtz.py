@@ -16,6 +16,7 @@ while GCRO-DR converges (the SKR observation).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
@@ -23,28 +24,18 @@ import numpy as np
 import torch
 
 from pdekit.core.grid import Grid
+from pdekit.core.solve_config import SolveConfig
 from pdekit.core.stencils import helmholtz
-from pdekit.pdes.base import PDEFamily, Solution, register_pde
+from pdekit.pdes._validation import check_choice, check_n_samples, check_resolution, input_field
+from pdekit.pdes.base import LinearFamily, LinearSystem, register_pde
 from pdekit.pdes.grf import GaussianRandomField
-from pdekit.pdes.linear import (
-    Ordering,
-    check_choice,
-    check_n_samples,
-    check_resolution,
-    input_field,
-    solve_linear_systems,
-    to_solution,
-)
 
 __all__ = ["Helmholtz"]
-
-HelmholtzMethod = Literal["spsolve", "gmres", "gcrodr"]
-_METHODS = ("spsolve", "gmres", "gcrodr")
 
 
 @register_pde
 @dataclass(frozen=True)
-class Helmholtz(PDEFamily):
+class Helmholtz(LinearFamily):
     """Indefinite Helmholtz problems in a random medium with a point-like or smooth source.
 
     Parameters
@@ -70,7 +61,7 @@ class Helmholtz(PDEFamily):
     >>> inputs = fam.sample_inputs(2, torch.Generator().manual_seed(0))
     >>> sorted(inputs)
     ['f', 'k']
-    >>> sol = fam.solve(inputs, method="spsolve")
+    >>> sol = fam.solve(inputs, SolveConfig(method="spsolve"))
     >>> sol.fields["u"].shape
     torch.Size([2, 17, 17])
 
@@ -83,6 +74,9 @@ class Helmholtz(PDEFamily):
     """
 
     name: ClassVar[str] = "helmholtz"
+    methods: ClassVar[tuple[str, ...]] = ("spsolve", "gmres", "gcrodr")  # indefinite: no CG
+    preconditioners: ClassVar[tuple[str, ...]] = ("none", "mg")
+    default_solve_config: ClassVar[SolveConfig | None] = SolveConfig(method="gcrodr")
 
     resolution: int = 64
     k0: float = 12.0
@@ -135,56 +129,26 @@ class Helmholtz(PDEFamily):
             f = torch.exp(-r2 / (2 * w2)) / (2 * np.pi * w2)
         return {"k": k, "f": f}
 
-    def solve(
-        self,
-        inputs: dict[str, torch.Tensor],
-        *,
-        method: HelmholtzMethod = "gcrodr",
-        rtol: float = 1e-8,
-        device: str | torch.device | None = None,
-        progress: bool = False,
-        ordering: Ordering = "greedy",
-        n_chains: int = 1,
-        preconditioner: Literal["none", "mg"] = "mg",
-        **solver_kwargs,
-    ) -> Solution:
-        """Solve for ``u`` on the full node grid (0 on the boundary).
+    def assemble(self, inputs: dict[str, torch.Tensor]) -> LinearSystem:
+        """``-lap u - k^2 u = f`` for ``inputs["k"]`` and ``inputs["f"]`` (``(N, n, n)`` each, finite).
 
-        Parameters
-        ----------
-        inputs : dict
-            ``"k"`` and ``"f"``, each ``(N, n, n)``, finite.
-        method : {"spsolve", "gmres", "gcrodr"}
-            CG-type methods are refused: the matrix is indefinite.
-        preconditioner : {"none", "mg"}
-            ``"mg"``: the Laplacian's V-cycle (see the module notes).
-        ordering, n_chains
-            Sample ordering (on ``k`` and ``f``) and chains for ``gcrodr``.
-        **solver_kwargs
-            ``atol``, ``maxiter``, ``restart``, ``recycle_dim``, ``batch_size``.
-
-        Returns
-        -------
-        Solution
-            ``fields["u"]`` ``(N, n, n)``, dtype and device of ``k``.
+        Float64 on the device of ``k``; recycling orders the samples by ``k`` and ``f``; ``"mg"``
+        is the Laplacian's V-cycle (see the module notes).
         """
-        check_choice("method", method, _METHODS)
-        check_choice("preconditioner", preconditioner, ("none", "mg"))
         shape = (self.resolution, self.resolution)
         k_in = input_field(inputs, "k", shape)
         N = k_in.shape[0]
         f_in = input_field(inputs, "f", shape, n=N)
-        dev = torch.device(device) if device is not None else k_in.device
-        k = k_in.to(device=dev, dtype=torch.float64)
-        f = f_in.to(device=dev, dtype=torch.float64)
+        k = k_in.to(dtype=torch.float64)
+        f = f_in.to(device=k.device, dtype=torch.float64)
         op = helmholtz(self.grid, k)
-        b = self.grid.interior(f)
-        if method == "spsolve":
-            preconditioner = "none"
-        ones = torch.ones((1, *shape), dtype=torch.float64, device=dev)
-        res = solve_linear_systems(
-            op, b, method=method, rtol=rtol, features=torch.cat([k, f], dim=1),
-            ordering=ordering, n_chains=n_chains, preconditioner=preconditioner,
-            mg_coefficient=ones, progress=progress, **solver_kwargs,
-        )
-        return to_solution({"u": self.grid.extend(res.x)}, res, k_in)
+        ones = torch.ones((1, *shape), dtype=torch.float64, device=k.device)
+        return LinearSystem(op, self.grid.interior(f), like=k_in,
+                            features=torch.cat([k, f], dim=1), mg_coefficient=ones)
+
+    def _check_config(self, config: SolveConfig) -> SolveConfig:
+        """The Krylov methods default to the Laplacian's V-cycle (``preconditioner=None``)."""
+        config = super()._check_config(config)
+        if config.preconditioner is None and config.method != "spsolve":
+            config = dataclasses.replace(config, preconditioner="mg")
+        return config

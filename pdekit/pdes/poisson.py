@@ -16,27 +16,16 @@ import torch
 
 from pdekit.core.grid import Grid
 from pdekit.core.stencils import laplacian
-from pdekit.pdes.base import PDEFamily, Solution, register_pde
+from pdekit.pdes._validation import check_n_samples, check_resolution, input_field
+from pdekit.pdes.base import LinearFamily, LinearSystem, register_pde
 from pdekit.pdes.grf import GaussianRandomField
-from pdekit.pdes.linear import (
-    METHODS,
-    LinearMethod,
-    Ordering,
-    Preconditioner,
-    check_choice,
-    check_n_samples,
-    check_resolution,
-    input_field,
-    solve_linear_systems,
-    to_solution,
-)
 
 __all__ = ["Poisson"]
 
 
 @register_pde
 @dataclass(frozen=True)
-class Poisson(PDEFamily):
+class Poisson(LinearFamily):
     """Poisson problems with Gaussian-random-field sources.
 
     Parameters
@@ -52,9 +41,10 @@ class Poisson(PDEFamily):
     Examples
     --------
     >>> import torch
+    >>> from pdekit.core.solve_config import SolveConfig
     >>> fam = Poisson(resolution=17)
     >>> inputs = fam.sample_inputs(3, torch.Generator().manual_seed(0))
-    >>> sol = fam.solve(inputs, method="spsolve")
+    >>> sol = fam.solve(inputs, SolveConfig(method="spsolve"))
     >>> sol.fields["u"].shape, sol.extra["factorizations"]
     (torch.Size([3, 17, 17]), 1)
 
@@ -93,35 +83,14 @@ class Poisson(PDEFamily):
                                     normalize=True)
         return {"f": field.sample(n, (self.resolution, self.resolution), generator)}
 
-    def solve(
-        self,
-        inputs: dict[str, torch.Tensor],
-        *,
-        method: LinearMethod = "mgpcg",
-        rtol: float = 1e-8,
-        device: str | torch.device | None = None,
-        progress: bool = False,
-        ordering: Ordering = "greedy",
-        n_chains: int = 1,
-        preconditioner: Preconditioner | None = None,
-        **solver_kwargs,
-    ) -> Solution:
-        """Solve ``-lap u = f`` for every sample; ``u`` on the full grid, 0 on the boundary.
+    def assemble(self, inputs: dict[str, torch.Tensor]) -> LinearSystem:
+        """``-lap u = f``: one shared Laplacian, the right-hand sides ``f`` (float64, ``f``'s device).
 
-        Parameters are those of :meth:`pdekit.pdes.darcy.DarcyFlow.solve` (ordering on ``f``;
-        ``"mg"`` is the V-cycle of the Laplacian).
+        Recycling orders the samples by ``f``; ``"mg"`` is the V-cycle of the Laplacian.
         """
-        check_choice("method", method, METHODS)
         shape = (self.resolution, self.resolution)
         f_in = input_field(inputs, "f", shape)
-        dev = torch.device(device) if device is not None else f_in.device
-        f = f_in.to(device=dev, dtype=torch.float64)
-        op = laplacian(self.grid, dtype=torch.float64, device=dev)
-        b = self.grid.interior(f)
-        ones = torch.ones((1, *shape), dtype=torch.float64, device=dev)
-        res = solve_linear_systems(
-            op, b, method=method, rtol=rtol, features=f, ordering=ordering, n_chains=n_chains,
-            preconditioner=preconditioner, mg_coefficient=ones, progress=progress,
-            **solver_kwargs,
-        )
-        return to_solution({"u": self.grid.extend(res.x)}, res, f_in)
+        f = f_in.to(dtype=torch.float64)
+        op = laplacian(self.grid, dtype=torch.float64, device=f.device)
+        ones = torch.ones((1, *shape), dtype=torch.float64, device=f.device)
+        return LinearSystem(op, self.grid.interior(f), like=f_in, features=f, mg_coefficient=ones)

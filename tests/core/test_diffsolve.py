@@ -3,9 +3,11 @@ import torch
 import torch.nn.functional as F
 
 from pdekit.core import krylov
-from pdekit.core.diffsolve import LinearSolve, differentiable_solve
+from pdekit.core.diffsolve import differentiable_solve
 from pdekit.core.linop import aslinearoperator
+from pdekit.core.solve_config import DIFFERENTIABLE, SolveConfig
 from pdekit.core.solve_result import NotConvergedError
+from pdekit.errors import PdekitUserError
 
 N = 8  # nodes per side including the boundary: 6 x 6 = 36 unknowns
 H = 1.0 / (N - 1)
@@ -85,16 +87,20 @@ def test_gradcheck_rhs_and_coefficient_field_cg(rng):
     b, theta, _ = inputs(rng)
     b.requires_grad_(True)
     theta.requires_grad_(True)
-    solve = LinearSolve("cg", rtol=1e-13)
-    assert torch.autograd.gradcheck(lambda b, t: solve(diffusion, b, t), (b, theta))
+    cfg = SolveConfig(method="cg", rtol=1e-13)
+    assert torch.autograd.gradcheck(
+        lambda b, t: differentiable_solve(diffusion, b, t, config=cfg), (b, theta)
+    )
 
 
 @pytest.mark.parametrize("method", ["gmres", "bicgstab"])
 def test_gradcheck_nonsymmetric(rng, method):
     b, theta, velocity = inputs(rng, batch=1)
     args = (b.requires_grad_(True), theta.requires_grad_(True), velocity.requires_grad_(True))
-    solve = LinearSolve(method, rtol=1e-13)
-    assert torch.autograd.gradcheck(lambda b, t, v: solve(advection_diffusion, b, t, v), args)
+    cfg = SolveConfig(method=method, rtol=1e-13)
+    assert torch.autograd.gradcheck(
+        lambda b, t, v: differentiable_solve(advection_diffusion, b, t, v, config=cfg), args
+    )
 
 
 @pytest.mark.parametrize(
@@ -149,9 +155,14 @@ def test_adjoint_uses_its_own_tolerance(rng, monkeypatch):
         return real(*args, **kw)
 
     monkeypatch.setattr(krylov, "solve", spy)
-    solve = LinearSolve("cg", rtol=1e-8, atol=1e-30, adjoint_rtol=1e-11)
-    solve(diffusion, b, theta).sum().backward()
+    differentiable_solve(diffusion, b, theta, method="cg", rtol=1e-8, atol=1e-30,
+                         adjoint_rtol=1e-11).sum().backward()
     assert seen == [(1e-8, 1e-30), (1e-11, 1e-30)]
+    seen.clear()
+    cfg = SolveConfig(method="cg", rtol=1e-7, atol=1e-30,
+                      adjoint=SolveConfig(method="cg", rtol=1e-12, atol=1e-31))
+    differentiable_solve(diffusion, b, theta, config=cfg).sum().backward()
+    assert seen == [(1e-7, 1e-30), (1e-12, 1e-31)]
 
 
 def _fail_call(monkeypatch, which):
@@ -254,12 +265,34 @@ def test_double_backward_is_refused(rng):
 
 
 def test_configuration_errors():
-    with pytest.raises(ValueError, match="unknown method"):
-        LinearSolve("lu")
+    b = torch.ones(36, dtype=DT)
+    with pytest.raises(PdekitUserError, match="method must be one of"):
+        differentiable_solve(lambda X: X, b, method="lu")
+    with pytest.raises(PdekitUserError, match="SolveConfig.method must be one of cg, gmres"):
+        differentiable_solve(lambda X: X, b, config=SolveConfig(method="mgpcg"))
+    with pytest.raises(PdekitUserError, match="as an operator M"):
+        differentiable_solve(lambda X: X, b, method="cg", preconditioner="jacobi")
+    with pytest.raises(PdekitUserError, match="unknown solver option 'tol'"):
+        differentiable_solve(lambda X: X, b, tol=1e-3)
+    assert DIFFERENTIABLE.method == "cg" and DIFFERENTIABLE.rtol == 1e-10
     b = torch.ones(36, dtype=DT)
     with pytest.raises(TypeError, match="tensors"):
         differentiable_solve(lambda X, c: c * X, b, 2.0)
     with pytest.raises(ValueError, match="shape"):
         differentiable_solve(lambda X: X, b.reshape(6, 6, 1))
-    assert LinearSolve("gmres").is_symmetric is False
-    assert LinearSolve("gmres", symmetric=True).is_symmetric is True
+
+
+
+@pytest.mark.parametrize("symmetric", [None, True])
+def test_declared_symmetry_gives_the_same_gradient(rng, symmetric):
+    # gmres does not assume symmetry: the adjoint applies the vector-Jacobian product of matvec,
+    # unless symmetric=True declares A = A^T and the adjoint applies matvec itself
+    b, theta, _ = inputs(rng, batch=2)
+    theta.requires_grad_(True)
+    x = differentiable_solve(diffusion, b, theta, method="gmres", rtol=1e-12, restart=40,
+                             symmetric=symmetric)
+    (g,) = torch.autograd.grad(x.square().sum(), theta)
+    theta_ref = theta.detach().clone().requires_grad_(True)
+    ref = differentiable_solve(diffusion, b, theta_ref, rtol=1e-12)
+    (g_ref,) = torch.autograd.grad(ref.square().sum(), theta_ref)
+    torch.testing.assert_close(g, g_ref, rtol=1e-7, atol=1e-10)

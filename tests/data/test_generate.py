@@ -10,9 +10,10 @@ import h5py
 import numpy as np
 import pytest
 
+from pdekit.core.solve_config import SolveConfig
 from pdekit.data import generate, read_manifest, read_stats, shard_seed
 from pdekit.data.schema import sha256_file
-from pdekit.errors import DatasetError
+from pdekit.errors import DatasetError, PdekitUserError
 from pdekit.pdes import get_pde
 
 HERE = Path(__file__).parent
@@ -184,3 +185,84 @@ def test_bad_family_declarations_are_rejected(tmp_path):
     with pytest.raises(ValueError, match="expected"):
         generate(BadDims(), tmp_path / "x", {"train": 2})
     assert not (tmp_path / "x").exists()
+
+
+# -- solver settings: one SolveConfig, recorded in full, older manifests still resume ----------
+def _rewrite_solver(root, solver):
+    """Make a manifest look like an older one: a partial ``generator.solver`` entry, or none."""
+    m = json.loads((root / "manifest.json").read_text())
+    if solver is None:
+        m["generator"].pop("solver")
+    else:
+        m["generator"]["solver"] = solver
+    (root / "manifest.json").write_text(json.dumps(m))
+
+
+def test_solver_config_is_recorded_in_full_and_rebuilt_on_resume(tmp_path):
+    fam = get_pde("poisson", resolution=9)
+    out = tmp_path / "ds"
+    generate(fam, out, {"train": 4}, shard_size=2, solver={"method": "rcg", "rtol": "1e-9"})
+    stored = read_manifest(out)["generator"]["solver"]
+    assert stored == SolveConfig(method="rcg", rtol=1e-9).to_dict()
+    with h5py.File(out / "train" / "shard-00000.h5") as f:
+        assert float(f["rel_residual"][:].max()) <= 1e-9 * (1 + 1e-6)
+    # an older dataset recorded only the options given: still the same settings, so it resumes
+    _rewrite_solver(out, {"method": "rcg", "rtol": 1e-9})
+    (out / "train" / "shard-00001.h5").unlink()
+    summary = generate(fam, out, {"train": 4}, shard_size=2,
+                       solver=SolveConfig(method="rcg", rtol=1e-9))
+    assert summary.n_generated == 2 and summary.n_reused == 1
+    assert read_manifest(out)["generator"]["solver"] == {"method": "rcg", "rtol": 1e-9}
+    with pytest.raises(DatasetError, match="generator.solver.method"):
+        generate(fam, out, {"train": 4}, shard_size=2, solver={"method": "cg", "rtol": 1e-9})
+
+
+def test_a_manifest_without_solver_entry_means_the_family_default(tmp_path):
+    fam = get_pde("helmholtz", resolution=9)
+    out = tmp_path / "ds"
+    generate(fam, out, {"train": 2}, shard_size=2)
+    stored = read_manifest(out)["generator"]["solver"]
+    assert SolveConfig.from_dict(stored) == fam.solve_config()
+    assert stored["method"] == "gcrodr" and stored["preconditioner"] == "mg"
+    _rewrite_solver(out, None)
+    assert generate(fam, out, {"train": 2}, shard_size=2).n_generated == 0
+    assert "solver" not in read_manifest(out)["generator"]
+    with pytest.raises(DatasetError, match="generator.solver"):
+        generate(fam, out, {"train": 2}, shard_size=2, solver={"method": "gmres"})
+
+
+def test_the_committed_sample_dataset_resumes_with_its_recipe(tmp_path):
+    import shutil
+
+    import yaml
+
+    root = HERE.parents[1]
+    recipe = yaml.safe_load((root / "data" / "sample.yaml").read_text())
+    out = tmp_path / "sample"
+    shutil.copytree(root / "data" / "sample", out)
+    before = (out / "manifest.json").read_text()
+    summary = generate(get_pde(recipe["pde"], **recipe["params"]), out, recipe["splits"],
+                       seed=recipe["seed"], shard_size=recipe["shard_size"],
+                       solver=recipe["solver"])
+    assert summary.n_generated == 0 and summary.n_reused == 5
+    assert json.loads((out / "manifest.json").read_text()) == json.loads(before)
+
+
+@pytest.mark.parametrize(
+    "pde, solver, message",
+    [
+        ("poisson", {"tol": 1e-6}, "unknown solver option 'tol'; allowed: method, rtol"),
+        ("poisson", {"method": "minres"}, "poisson: method must be one of"),
+        ("poisson", {"n_chains": 0}, "SolveConfig.n_chains must be an integer >= 1"),
+        ("helmholtz", {"method": "cg"}, "helmholtz: method must be one of spsolve, gmres, gcrodr"),
+        ("heat", {"n_chains": 4}, "heat does not use n_chains"),
+        ("fake-smooth", {"method": "cg"}, "fake-smooth takes no solver option 'method'"),
+    ],
+)
+def test_bad_solver_settings_write_nothing(tmp_path, pde, solver, message):
+    out = tmp_path / "ds"
+    params = {"resolution": 9} if pde != "heat" else {"resolution": 9, "ndim": 1}
+    with pytest.raises(PdekitUserError) as err:
+        generate(get_pde(pde, **params), out, {"train": 2}, solver=solver)
+    assert message in str(err.value) and "\n" not in str(err.value)
+    assert not out.exists()

@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 import torch
 
+from pdekit.core.solve_config import SolveConfig
+from pdekit.errors import PdekitUserError
 from pdekit.pdes import get_pde
 from pdekit.pdes.darcy import DarcyFlow
 
@@ -124,3 +126,44 @@ def test_bad_input_raises_one_line_value_error(make):
     with pytest.raises(ValueError) as err:
         make()
     assert "\n" not in str(err.value)
+
+
+def test_config_and_keyword_forms_agree_and_record_the_settings():
+    fam = DarcyFlow(resolution=12)
+    inputs = fam.sample_inputs(3, gen(2))
+    cfg = SolveConfig(method="rcg", rtol=1e-10, ordering="pca", n_chains=2)
+    by_config = fam.solve(inputs, cfg)
+    by_keywords = fam.solve(inputs, method="rcg", rtol=1e-10, ordering="pca", n_chains=2)
+    assert torch.equal(by_config.fields["u"], by_keywords.fields["u"])
+    assert by_config.extra["ordering"] == "pca" and by_config.extra["n_chains"] == 2
+    assert torch.equal(fam.solve(inputs).iterations, fam.solve(inputs, SolveConfig()).iterations)
+
+
+def test_residual_vanishes_at_the_solution_and_is_differentiable():
+    fam = DarcyFlow(resolution=12, coefficient="lognormal", source="random")
+    inputs = fam.sample_inputs(2, gen(3))
+    sol = fam.solve(inputs, method="spsolve")
+    r = fam.residual(inputs, sol.fields)
+    assert r.shape == (2, 10, 10)
+    assert float(r.abs().max()) < 1e-10 * float(fam.rhs(inputs).abs().max())
+    # d/du of 0.5 ||A u - b||^2 is A^T (A u - b): autograd through the stencil and the coefficient
+    a = inputs["a"].clone().requires_grad_(True)
+    u = (sol.fields["u"] * 1.01).requires_grad_(True)
+    loss = 0.5 * fam.residual({"a": a, "f": inputs["f"]}, {"u": u}).square().sum()
+    loss.backward()
+    assert a.grad is not None and float(a.grad.abs().max()) > 0
+    op = fam.operator(inputs)
+    expected = op.apply(fam.residual(inputs, {"u": u.detach()}))  # A symmetric: A^T = A
+    assert torch.allclose(fam.grid.interior(u.grad), expected, rtol=1e-10, atol=1e-12)
+
+
+def test_bad_solver_settings_name_the_field():
+    inputs = {"a": torch.ones(2, 9, 9, dtype=torch.float64)}
+    with pytest.raises(PdekitUserError, match="device comes from the inputs"):
+        DarcyFlow(resolution=9).solve(inputs, device="cpu")
+    with pytest.raises(PdekitUserError, match="SolveConfig.n_chains"):
+        DarcyFlow(resolution=9).solve(inputs, method="rcg", n_chains=0)
+    with pytest.raises(PdekitUserError, match=r"n_chains must be in \[1, 2\]"):
+        DarcyFlow(resolution=9).solve(inputs, method="rcg", n_chains=3)
+    with pytest.raises(PdekitUserError, match="darcy: method must be one of"):
+        DarcyFlow(resolution=9).solve(inputs, method="bicgstab")

@@ -5,6 +5,8 @@ import pytest
 import scipy.sparse.linalg as spla
 import torch
 
+from pdekit.core.solve_config import SolveConfig
+from pdekit.errors import PdekitUserError
 from pdekit.pdes.heat import Heat
 
 
@@ -132,3 +134,28 @@ def test_bad_input_raises_one_line_value_error(make):
     with pytest.raises(ValueError) as err:
         make()
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("method,pc", [("cg", "jacobi"), ("cg", "mg"), ("rcg", "mg")])
+def test_preconditioners_of_the_step_matrix(method, pc):
+    fam = Heat(ndim=2, resolution=12, dt=0.01, n_steps=4, record_every=2)
+    inputs = fam.sample_inputs(2, gen(2))
+    ref = fam.solve(inputs, SolveConfig(method="spsolve"))
+    plain = fam.solve(inputs, SolveConfig(method=method, rtol=1e-12))
+    sol = fam.solve(inputs, SolveConfig(method=method, rtol=1e-12, preconditioner=pc))
+    assert rel_diff(sol.fields["u"], ref.fields["u"]) < 1e-8
+    if pc == "jacobi":  # the step matrix has a constant diagonal: Jacobi only rescales
+        assert torch.equal(sol.iterations, plain.iterations)
+    else:
+        assert bool((sol.iterations < plain.iterations).all())
+
+
+def test_default_config_and_settings_heat_does_not_use():
+    fam = Heat(ndim=1, resolution=9, dt=0.01, n_steps=2, record_every=1)
+    assert fam.solve_config() == SolveConfig(method="cg", recycle_dim=10)
+    inputs = fam.sample_inputs(1, gen())
+    for bad in ({"ordering": "none"}, {"n_chains": 2}, {"batch_size": 1}):
+        with pytest.raises(PdekitUserError, match=f"heat does not use {next(iter(bad))}"):
+            fam.solve(inputs, SolveConfig(method="rcg", **bad))
+    with pytest.raises(PdekitUserError, match="heat: method must be one of"):
+        fam.solve(inputs, SolveConfig(method="gcrodr"))

@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 import torch
 
+from pdekit.core.solve_config import SolveConfig
 from pdekit.core.stencils import helmholtz
+from pdekit.errors import PdekitUserError
 from pdekit.pdes.helmholtz import Helmholtz
 
 
@@ -90,3 +92,18 @@ def test_bad_input_raises_one_line_value_error(make):
     with pytest.raises(ValueError) as err:
         make()
     assert "\n" not in str(err.value)
+
+
+def test_krylov_methods_default_to_the_laplacian_v_cycle():
+    fam = Helmholtz(resolution=9)
+    assert fam.solve_config().preconditioner == "mg"
+    assert fam.solve_config(method="gmres").preconditioner == "mg"
+    assert fam.solve_config(method="spsolve").preconditioner is None
+    assert fam.solve_config(preconditioner="none").preconditioner == "none"
+    with pytest.raises(PdekitUserError, match="preconditioner must be one of none, mg"):
+        fam.solve_config(method="gmres", preconditioner="jacobi")
+    inputs = fam.sample_inputs(2, gen(0))
+    sol = fam.solve(inputs, SolveConfig(method="gmres", rtol=1e-10))
+    assert sol.extra["preconditioner"] == "mg"
+    r = fam.residual(inputs, sol.fields).flatten(1).norm(dim=1)
+    assert bool((r <= 1e-10 * fam.rhs(inputs).flatten(1).norm(dim=1) * (1 + 1e-6)).all())

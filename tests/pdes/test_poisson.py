@@ -5,6 +5,7 @@ import pytest
 import scipy.sparse.linalg as spla
 import torch
 
+from pdekit.core.solve_config import SolveConfig
 from pdekit.pdes import get_pde
 from pdekit.pdes.poisson import Poisson
 
@@ -93,3 +94,13 @@ def test_bad_input_raises_one_line_value_error(make):
     with pytest.raises(ValueError) as err:
         make()
     assert "\n" not in str(err.value)
+
+
+def test_residual_of_the_solution_and_shared_operator():
+    fam = Poisson(resolution=10)
+    inputs = fam.sample_inputs(3, gen(5))
+    sol = fam.solve(inputs, SolveConfig(method="mgpcg", rtol=1e-11))
+    assert fam.operator(inputs).batch == 1  # one matrix for every sample
+    r = fam.residual(inputs, sol.fields).flatten(1).norm(dim=1)
+    b = fam.rhs(inputs).flatten(1).norm(dim=1)
+    assert bool((r <= 1e-11 * b * (1 + 1e-6)).all())

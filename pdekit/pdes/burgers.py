@@ -7,10 +7,11 @@ and ``T = 1`` in the FNO paper (Li et al. 2021, sec. 5.1).
 
 Scheme: Fourier pseudo-spectral on the periodic nodes ``x_i = i / n``; the flux ``u^2 / 2`` is
 formed on the grid and truncated by the 2/3 rule before it is differentiated (the state itself is
-not truncated, as in :mod:`pdekit.pdes.navier_stokes`); time stepping by the exponential time
-differencing Runge-Kutta scheme ETDRK4 of Cox and Matthews (the viscous term is integrated
-exactly), with the ``phi`` coefficients evaluated by the contour integrals of Kassam and
-Trefethen (32 points, in float64). ETDRK4 is fourth order and, unlike an implicit step, has no
+not truncated, as in :mod:`pdekit.pdes.navier_stokes`); time stepping (:class:`BurgersEquation`
+stepped by :func:`pdekit.core.timestepping.etdrk4`) by the exponential time differencing
+Runge-Kutta scheme ETDRK4 of Cox and Matthews (the viscous term is integrated exactly), with the
+``phi`` coefficients evaluated by the contour integrals of Kassam and Trefethen (32 points, in
+float64). ETDRK4 is fourth order and, unlike an implicit step, has no
 viscous stability limit; the explicit flux needs ``dt max|u| n`` below about 2.8. It is the scheme
 of chebfun's ``spin``, which the FNO Burgers generator used (there at 8192 points, ``dt = 1e-4``).
 ``oversample=m`` solves on ``m n`` nodes and stores every ``m``-th one (FNO: 8192 -> lower
@@ -41,60 +42,67 @@ import numpy as np
 import torch
 
 from pdekit.core.spectral import dealias_mask, wavenumbers
-from pdekit.pdes.base import PDEFamily, Solution, register_pde
-from pdekit.pdes.navier_stokes import _as_float, record_schedule
+from pdekit.core.timestepping import (
+    DiagonalEquation,
+    etdrk4,
+    etdrk4_coefficients,
+    record_schedule,
+    trajectory,
+)
+from pdekit.pdes._spectral_family import SpectralTimeFamily, check_state, check_viscosity
+from pdekit.pdes.base import Solution, register_pde
 
-__all__ = ["Burgers", "burgers_1d", "etdrk4_coefficients"]
+__all__ = ["Burgers", "BurgersEquation", "burgers_1d", "etdrk4_coefficients"]
 
 Precision = Literal["float32", "float64"]
 
 
-def _check_resolution(n, what: str = "resolution") -> None:
-    if not isinstance(n, (int, np.integer)) or n < 8 or n % 2:
-        raise ValueError(f"{what} must be an even integer >= 8, got {n!r}")
+class BurgersEquation(DiagonalEquation):
+    """Burgers' equation in Fourier space, split for the steppers.
 
-
-def etdrk4_coefficients(lin: torch.Tensor, dt: float, n_contour: int = 32) -> dict[str, torch.Tensor]:
-    """ETDRK4 coefficients of a diagonal linear part ``lin`` (Kassam-Trefethen contour means).
+    State: ``v = rfft(u)``, ``(B, n // 2 + 1)``. Linear part: viscosity, diagonal with the float64
+    eigenvalues ``-nu k^2``. Explicit part: ``N(v) = -(i k / 2) P fft(u^2)`` with ``P`` the 2/3
+    rule and the Nyquist mode dropped from ``d/dx``.
 
     Parameters
     ----------
-    lin : Tensor
-        Real eigenvalues ``L_k`` of the linear operator (any shape); computed in float64.
-    dt : float
-    n_contour : int
-        Points on the unit circle around each ``dt L_k``.
-
-    Returns
-    -------
-    dict
-        ``E = exp(dt L)``, ``E2 = exp(dt L / 2)``, ``Q``, ``f1``, ``f2``, ``f3`` (float64, the
-        shape of ``lin``), such that one step reads ``a = E2 v + Q N(v)``, ``b = E2 v + Q N(a)``,
-        ``c = E2 a + Q (2 N(b) - N(v))``, ``v' = E v + f1 N(v) + 2 f2 (N(a) + N(b)) + f3 N(c)``.
+    n : int
+        Grid size (even, >= 8).
+    nu : float
+        Viscosity.
+    dtype, device
+        Of the computation (float32 or float64).
 
     Examples
     --------
-    >>> c = etdrk4_coefficients(torch.tensor([0.0]), 0.1)
-    >>> round(float(c["Q"]), 12), round(float(c["f1"]), 12)   # dt/2 and dt/6 when L = 0
-    (0.05, 0.016666666667)
+    >>> from pdekit.core.timestepping import etdrk4, trajectory
+    >>> x = torch.arange(64, dtype=torch.float64) / 64
+    >>> eq = BurgersEquation(64, 0.1)
+    >>> traj = trajectory(etdrk4(eq, 1e-2), torch.fft.rfft(torch.sin(2 * math.pi * x))[None], 50)
+    >>> round(float(torch.fft.irfft(traj.final, n=64).abs().max()), 4)
+    0.1296
     """
-    L = lin.to(torch.float64)
-    hl = dt * L
-    r = torch.exp(1j * math.pi * (torch.arange(1, n_contour + 1, dtype=torch.float64) - 0.5)
-                  / n_contour).to(L.device)
-    z = hl.unsqueeze(-1) + r  # (..., M)
-    ez = torch.exp(z)
-    Q = dt * ((torch.exp(z / 2) - 1) / z).mean(-1).real
-    f1 = dt * ((-4 - z + ez * (4 - 3 * z + z**2)) / z**3).mean(-1).real
-    f2 = dt * ((2 + z + ez * (z - 2)) / z**3).mean(-1).real
-    f3 = dt * ((-4 - 3 * z - z**2 + ez * (4 - z)) / z**3).mean(-1).real
-    return {"E": torch.exp(hl), "E2": torch.exp(hl / 2), "Q": Q, "f1": f1, "f2": f2, "f3": f3}
+
+    def __init__(self, n: int, nu: float, *, dtype: torch.dtype = torch.float64, device=None):
+        self.n = n
+        (k,) = wavenumbers((n,), dtype=torch.float64, device=device)
+        super().__init__(-nu * k**2)
+        kd = torch.where(k.abs() == math.pi * n, 0.0, k).to(dtype)  # Nyquist dropped from d/dx
+        self._g = (-0.5j * kd) * dealias_mask((n,), device=device).to(dtype)
+
+    def explicit_terms(self, v: torch.Tensor) -> torch.Tensor:
+        """``-(i k / 2) P fft(u^2)``, ``u = irfft(v)``."""
+        u = torch.fft.irfft(v, n=self.n)
+        return self._g * torch.fft.rfft(u * u)
 
 
 def burgers_1d(
     u0: torch.Tensor, *, nu: float, t_final: float, n_records: int, dt: float
 ) -> tuple[torch.Tensor, dict]:
     """Integrate Burgers' equation from ``u0`` (ETDRK4, dealiased) and return the records.
+
+    :class:`BurgersEquation` stepped by :func:`~pdekit.core.timestepping.etdrk4` through
+    :func:`~pdekit.core.timestepping.trajectory`.
 
     Parameters
     ----------
@@ -119,50 +127,26 @@ def burgers_1d(
     >>> u.shape, info["steps"]
     (torch.Size([1, 6, 64]), 50)
     """
-    if u0.dim() != 2:
-        raise ValueError(f"u0 must have shape (B, n), got {tuple(u0.shape)}")
-    n = int(u0.shape[-1])
-    _check_resolution(n, "the grid size")
-    if not (math.isfinite(nu) and nu > 0):
-        raise ValueError(f"nu must be positive, got {nu!r}")
-    if u0.dtype not in (torch.float32, torch.float64):
-        raise ValueError(f"u0 must be float32 or float64, got {u0.dtype}")
+    n = check_state(u0, "u0", 1)
+    check_viscosity(nu)
     per_record = record_schedule(t_final, n_records, dt)
-    dtype, device = u0.dtype, u0.device
-    (k,) = wavenumbers((n,), dtype=torch.float64, device=device)
-    c = {key: v.to(dtype) for key, v in etdrk4_coefficients(-nu * k**2, dt).items()}
-    E, E2, Q, f1, f2, f3 = (c[key] for key in ("E", "E2", "Q", "f1", "f2", "f3"))
-    kd = torch.where(k.abs() == math.pi * n, 0.0, k).to(dtype)  # Nyquist dropped from d/dx
-    g = (-0.5j * kd) * dealias_mask((n,), device=device).to(dtype)  # N(v) = g * fft(u^2)
+    eq = BurgersEquation(n, nu, dtype=u0.dtype, device=u0.device)
 
-    def flux(v):
-        u = torch.fft.irfft(v, n=n)
-        return g * torch.fft.rfft(u * u)
+    def record(v):
+        return torch.fft.irfft(v, n=n)
 
-    v = torch.fft.rfft(u0)
-    out = torch.empty((u0.shape[0], n_records + 1, n), dtype=dtype, device=device)
-    out[:, 0] = u0
-    cfl = torch.zeros(u0.shape[0], dtype=torch.float64, device=device)
-    for rec in range(1, n_records + 1):
-        for _ in range(per_record):
-            Nv = flux(v)
-            a = E2 * v + Q * Nv
-            Na = flux(a)
-            b = E2 * v + Q * Na
-            Nb = flux(b)
-            cc = E2 * a + Q * (2 * Nb - Nv)
-            Nc = flux(cc)
-            v = E * v + f1 * Nv + 2 * f2 * (Na + Nb) + f3 * Nc
-        u = torch.fft.irfft(v, n=n)
-        out[:, rec] = u
-        speed = u.abs().amax(-1).to(torch.float64)
-        cfl = torch.maximum(cfl, torch.nan_to_num(speed * dt * n, nan=math.inf))
-    return out, {"steps": per_record * n_records, "cfl": cfl}
+    def cfl(v):
+        return record(v).abs().amax(-1).to(torch.float64) * dt * n
+
+    traj = trajectory(etdrk4(eq, dt), torch.fft.rfft(u0), per_record * n_records,
+                      record_every=per_record, record=record, monitor=cfl, time_dim=1)
+    u = torch.cat([u0.unsqueeze(1), traj.records], dim=1)
+    return u, {"steps": traj.n_steps, "cfl": traj.monitor_max}
 
 
 @register_pde
 @dataclass(frozen=True)
-class Burgers(PDEFamily):
+class Burgers(SpectralTimeFamily):
     """1-D viscous Burgers on the periodic unit interval with GRF initial data (FNO benchmark).
 
     Field ``u(sample, time, x)``: the solution at ``k t_final / n_records``, ``k = 0..n_records``
@@ -202,6 +186,8 @@ class Burgers(PDEFamily):
     """
 
     name: ClassVar[str] = "burgers"
+    input_name: ClassVar[str] = "u0"
+    spatial_ndim: ClassVar[int] = 1
     #: law of u0: N(0, sigma^2 (-lap + tau^2 I)^(-alpha)) = N(0, 625 (-lap + 25 I)^(-2)).
     ic_alpha: ClassVar[float] = 2.0
     ic_tau: ClassVar[float] = 5.0
@@ -216,66 +202,27 @@ class Burgers(PDEFamily):
     precision: Precision = "float32"
 
     def __post_init__(self):
-        for key in ("nu", "t_final", "dt"):  # accept "1e-3" from YAML / the command line
-            object.__setattr__(self, key, _as_float(key, getattr(self, key)))
-        _check_resolution(self.resolution)
-        if not (math.isfinite(self.nu) and self.nu > 0):
-            raise ValueError(f"nu must be positive, got {self.nu!r}")
-        record_schedule(float(self.t_final), self.n_records, float(self.dt))
-        if not (isinstance(self.oversample, (int, np.integer)) and self.oversample >= 1):
-            raise ValueError(f"oversample must be an integer >= 1, got {self.oversample!r}")
-        if self.precision not in ("float32", "float64"):
-            raise ValueError(f"precision must be 'float32' or 'float64', got {self.precision!r}")
+        self._check_spectral_parameters()
 
-    @property
-    def solver_resolution(self) -> int:
-        """Nodes of the grid the equation is solved on."""
-        return self.resolution * self.oversample
-
-    @property
-    def _dtype(self) -> torch.dtype:
-        return torch.float64 if self.precision == "float64" else torch.float32
-
-    def sample_inputs(self, n: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        """``{"u0": (n, solver_resolution)}`` in ``precision``."""
-        from pdekit.pdes.grf import GaussianRandomField
-
-        law = GaussianRandomField(
-            alpha=self.ic_alpha, tau=self.ic_tau, sigma=self.ic_sigma, boundary="periodic"
-        )
-        return {"u0": law.sample(n, (self.solver_resolution,), generator, dtype=self._dtype)}
-
-    def solve(self, inputs: dict[str, torch.Tensor], *, device=None, **kwargs) -> Solution:
+    def solve(self, inputs: dict[str, torch.Tensor], config: None = None, *,
+              progress: bool = False, device=None, **kwargs) -> Solution:
         """Integrate every initial condition.
 
         ``iterations`` is the number of time steps, ``rel_residual`` 0 for a finite trajectory and
         ``inf`` for one that blew up, ``extra["cfl"]`` the largest ``dt max|u| n`` per sample.
+
+        The family takes no solver settings: ``config`` must be ``None`` (the
+        :class:`~pdekit.pdes.base.PDEFamily` contract); ``progress`` is accepted and shows nothing.
         """
-        if kwargs:
-            raise TypeError(f"unexpected solve option(s) {', '.join(sorted(kwargs))}")
-        if "u0" not in inputs:
-            raise ValueError(f"burgers needs inputs['u0'], got {', '.join(inputs)}")
-        u0 = inputs["u0"]
-        m = self.solver_resolution
-        if u0.dim() != 2 or u0.shape[1] != m:
-            raise ValueError(f"u0 must have shape (B, {m}), got {tuple(u0.shape)}")
-        u0 = u0.to(device=device if device is not None else u0.device, dtype=self._dtype)
+        u0 = self._initial_state(inputs, config, device, kwargs)
         u, info = burgers_1d(
             u0, nu=float(self.nu), t_final=float(self.t_final), n_records=int(self.n_records),
             dt=float(self.dt),
         )
-        u = u[..., :: self.oversample].to(torch.float32)
-        finite = torch.isfinite(u).flatten(1).all(dim=1)
-        return Solution(
-            fields={"u": u},
-            iterations=torch.full((u.shape[0],), info["steps"], dtype=torch.int64, device=u.device),
-            rel_residual=torch.where(finite, 0.0, math.inf).to(torch.float64),
-            extra={"cfl": info["cfl"], "solver_resolution": m},
-        )
+        return self._solution("u", u, info)
 
     def field_dims(self) -> dict[str, tuple[str, ...]]:
         return {"u": ("sample", "time", "x")}
 
     def coords(self) -> dict[str, np.ndarray]:
-        t = np.arange(self.n_records + 1) * (float(self.t_final) / self.n_records)
-        return {"time": t, "x": np.arange(self.resolution) / self.resolution}
+        return {"time": self._times(), "x": np.arange(self.resolution) / self.resolution}

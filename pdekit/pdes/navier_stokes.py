@@ -20,10 +20,12 @@ Gaussian random field of the FNO data (Li et al. 2021, sec. 5.3), as in the FNO 
   generator the state itself is not truncated (the initial condition keeps all its modes; modes
   beyond 2/3 evolve by viscosity alone). The Nyquist mode is dropped from first derivatives
   (:mod:`pdekit.core.spectral` convention; FNO keeps a one-sided ``i k``);
-* time: ``scheme="euler-cn"`` (the FNO generator, default) treats advection and forcing with
-  explicit Euler and viscosity with Crank-Nicolson: first order.
-  ``scheme="ab2-cn"`` uses second-order Adams-Bashforth for advection (Euler on the first step):
-  second order, same cost per step;
+* time: the equation is :class:`VorticityEquation` (viscosity implicit, advection and forcing
+  explicit), stepped by :mod:`pdekit.core.timestepping`. ``scheme="euler-cn"`` (the FNO
+  generator, default; :func:`~pdekit.core.timestepping.euler_cn`) treats advection and forcing
+  with explicit Euler and viscosity with Crank-Nicolson: first order. ``scheme="ab2-cn"``
+  (:func:`~pdekit.core.timestepping.ab2_cn`) uses second-order Adams-Bashforth for advection
+  (Euler on the first step): second order, same cost per step;
 * oversampling: FNO solved on 256^2 and kept every 4th node for its 64^2 data. ``oversample=m``
   does the same: the initial condition is drawn and the equation solved on ``(m n)^2`` nodes, and
   the nodes ``i m / (m n) = i / n`` are stored. The default ``m = 1`` solves on the stored grid.
@@ -53,38 +55,30 @@ import numpy as np
 import torch
 
 from pdekit.core.spectral import dealias_mask, wavenumbers
-from pdekit.pdes.base import PDEFamily, Solution, register_pde
+from pdekit.core.timestepping import (
+    AB2State,
+    DiagonalEquation,
+    ab2_cn,
+    euler_cn,
+    record_schedule,
+    trajectory,
+)
+from pdekit.errors import PdekitUserError
+from pdekit.pdes._spectral_family import SpectralTimeFamily, check_state, check_viscosity
+from pdekit.pdes.base import Solution, register_pde
 
-__all__ = ["NavierStokes", "navier_stokes_2d", "fno_forcing", "record_schedule"]
+__all__ = [
+    "NavierStokes",
+    "VorticityEquation",
+    "navier_stokes_2d",
+    "fno_forcing",
+    "record_schedule",
+]
 
 Scheme = Literal["euler-cn", "ab2-cn"]
 Forcing = Literal["fno", "none"]
 Precision = Literal["float32", "float64"]
 SCHEMES = ("euler-cn", "ab2-cn")
-
-
-def record_schedule(t_final: float, n_records: int, dt: float) -> int:
-    """Time steps per record interval ``t_final / n_records``; ``ValueError`` if not whole.
-
-    Examples
-    --------
-    >>> record_schedule(50.0, 50, 1e-4)
-    10000
-    """
-    if not (isinstance(n_records, (int, np.integer)) and n_records >= 1):
-        raise ValueError(f"n_records must be an integer >= 1, got {n_records!r}")
-    if not (math.isfinite(t_final) and t_final > 0):
-        raise ValueError(f"t_final must be positive and finite, got {t_final!r}")
-    if not (math.isfinite(dt) and dt > 0):
-        raise ValueError(f"dt must be positive and finite, got {dt!r}")
-    interval = t_final / n_records
-    steps = round(interval / dt)
-    if steps < 1 or abs(steps * dt - interval) > 1e-6 * interval:
-        raise ValueError(
-            f"the record interval t_final/n_records = {interval:g} is not a whole number of steps "
-            f"dt = {dt:g}; choose dt = {interval:g}/m for an integer m"
-        )
-    return int(steps)
 
 
 def fno_forcing(n: int, *, dtype=torch.float32, device=None) -> torch.Tensor:
@@ -100,18 +94,74 @@ def fno_forcing(n: int, *, dtype=torch.float32, device=None) -> torch.Tensor:
     return (0.1 * (torch.sin(s) + torch.cos(s))).to(dtype)
 
 
-def _as_float(name: str, value) -> float:
-    if isinstance(value, bool):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
+class VorticityEquation(DiagonalEquation):
+    """The vorticity equation in Fourier space, split for the IMEX steppers.
 
+    State: ``w_hat = rfft2(w)``, ``(B, n, n // 2 + 1)``. Implicit part: viscosity, diagonal with
+    eigenvalues ``-nu |k|^2``. Explicit part: ``f_hat - P(u . grad w)^`` with ``P`` the 2/3 rule.
+    Any stepper of :mod:`pdekit.core.timestepping` applies.
 
-def _check_resolution(n: int, what: str = "resolution") -> None:
-    if not isinstance(n, (int, np.integer)) or n < 8 or n % 2:
-        raise ValueError(f"{what} must be an even integer >= 8, got {n!r}")
+    Parameters
+    ----------
+    n : int
+        Grid size (even, >= 8).
+    nu : float
+        Viscosity.
+    forcing : Tensor, optional
+        ``(n, n)`` or ``(B, n, n)`` time-independent forcing on the grid.
+    dtype, device
+        Of the computation (float32 or float64).
+
+    Attributes
+    ----------
+    velocity : Tensor or None
+        ``(B, 2, n, n)`` grid velocity ``(u, v)`` at the last ``explicit_terms`` call.
+
+    Examples
+    --------
+    >>> from pdekit.core.timestepping import crank_nicolson, trajectory
+    >>> eq = VorticityEquation(16, 1e-3, dtype=torch.float64)
+    >>> w0 = torch.randn(2, 16, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    >>> traj = trajectory(crank_nicolson(eq, 0.01), torch.fft.rfft2(w0), 10)
+    >>> torch.fft.irfft2(traj.final, s=(16, 16)).shape
+    torch.Size([2, 16, 16])
+    """
+
+    def __init__(self, n: int, nu: float, *, forcing: torch.Tensor | None = None,
+                 dtype: torch.dtype = torch.float64, device=None):
+        self.n = n
+        kx, ky = wavenumbers((n, n), dtype=dtype, device=device)  # (n, 1), (1, n//2+1)
+        k2 = kx**2 + ky**2
+        super().__init__(-nu * k2)
+        inv_k2 = torch.where(k2 > 0, 1.0 / torch.where(k2 > 0, k2, 1.0), 0.0)
+        nyq = math.pi * n  # |k| of the Nyquist mode (2 pi n/2)
+        dx = torch.where(kx.abs() == nyq, 0.0, kx)  # first derivatives drop the Nyquist mode
+        dy = torch.where(ky.abs() == nyq, 0.0, ky)
+        # psi = w / k^2; u = d psi/dy, v = -d psi/dx, then dw/dx, dw/dy: one batched inverse FFT
+        self._mult = torch.stack(
+            torch.broadcast_tensors(1j * dy * inv_k2, -1j * dx * inv_k2, 1j * dx, 1j * dy)
+        )
+        self._neg_mask = -dealias_mask((n, n), device=device).to(self._mult.dtype)
+        self._f_hat = None
+        if forcing is not None:
+            self._f_hat = torch.fft.rfft2(forcing.to(device=device, dtype=dtype))
+        self.velocity: torch.Tensor | None = None
+
+    def explicit_terms(self, w_hat: torch.Tensor) -> torch.Tensor:
+        """``f_hat - P(u . grad w)^`` (the product formed on the grid, then truncated)."""
+        n = self.n
+        q = torch.fft.irfft2(w_hat.unsqueeze(1) * self._mult, s=(n, n))
+        self.velocity = q[:, :2]
+        advection = torch.fft.rfft2(q[:, 0] * q[:, 2] + q[:, 1] * q[:, 3])
+        if self._f_hat is None:
+            return self._neg_mask * advection
+        return torch.addcmul(self._f_hat, self._neg_mask, advection)
+
+    def cfl(self, dt: float) -> torch.Tensor:
+        """``(B,)`` float64 ``dt max(|u| + |v|) n`` at the last ``explicit_terms`` call."""
+        u = self.velocity
+        speed = (u[:, 0].abs() + u[:, 1].abs()).amax(dim=(-2, -1)).to(torch.float64)
+        return speed * dt * self.n
 
 
 def navier_stokes_2d(
@@ -125,6 +175,9 @@ def navier_stokes_2d(
     scheme: Scheme = "euler-cn",
 ) -> tuple[torch.Tensor, dict]:
     """Integrate the vorticity equation from ``w0`` and return the recorded trajectory.
+
+    :class:`VorticityEquation` stepped by :func:`~pdekit.core.timestepping.euler_cn` or
+    :func:`~pdekit.core.timestepping.ab2_cn` through :func:`~pdekit.core.timestepping.trajectory`.
 
     Parameters
     ----------
@@ -146,7 +199,8 @@ def navier_stokes_2d(
         ``(B, n_records + 1, n, n)``, ``w[:, 0] = w0``.
     info : dict
         ``steps`` (int) and ``cfl`` (``(B,)`` float64: the largest ``dt (|u| + |v|) n`` seen at
-        the records; explicit advection needs it well below 1).
+        the records, from the velocity of the last step's explicit evaluation; explicit advection
+        needs it well below 1).
 
     Examples
     --------
@@ -156,64 +210,28 @@ def navier_stokes_2d(
     >>> w.shape, info["steps"]
     (torch.Size([1, 3, 16, 16]), 10)
     """
-    if w0.dim() != 3 or w0.shape[-1] != w0.shape[-2]:
-        raise ValueError(f"w0 must have shape (B, n, n), got {tuple(w0.shape)}")
-    n = int(w0.shape[-1])
-    _check_resolution(n, "the grid size")
-    if not (math.isfinite(nu) and nu > 0):
-        raise ValueError(f"nu must be positive, got {nu!r}")
+    n = check_state(w0, "w0", 2)
+    check_viscosity(nu)
     if scheme not in SCHEMES:
-        raise ValueError(f"unknown scheme {scheme!r}; choose one of {', '.join(SCHEMES)}")
-    if w0.dtype not in (torch.float32, torch.float64):
-        raise ValueError(f"w0 must be float32 or float64, got {w0.dtype}")
+        raise PdekitUserError(f"unknown scheme {scheme!r}; choose one of {', '.join(SCHEMES)}")
     per_record = record_schedule(t_final, n_records, dt)
-    dtype, device = w0.dtype, w0.device
-    B = w0.shape[0]
+    eq = VorticityEquation(n, nu, forcing=forcing, dtype=w0.dtype, device=w0.device)
+    w_hat = torch.fft.rfft2(w0)
+    ab2 = scheme == "ab2-cn"
+    step, state = (ab2_cn(eq, dt), AB2State(w_hat)) if ab2 else (euler_cn(eq, dt), w_hat)
 
-    kx, ky = wavenumbers((n, n), dtype=dtype, device=device)  # (n, 1), (1, n//2+1)
-    k2 = kx**2 + ky**2
-    inv_k2 = torch.where(k2 > 0, 1.0 / torch.where(k2 > 0, k2, 1.0), 0.0)
-    nyq = math.pi * n  # |k| of the Nyquist mode (2 pi n/2)
-    dx = torch.where(kx.abs() == nyq, 0.0, kx)  # first derivatives drop the Nyquist mode
-    dy = torch.where(ky.abs() == nyq, 0.0, ky)
-    # psi = w / k^2; u = d psi/dy, v = -d psi/dx, then dw/dx, dw/dy: one batched inverse FFT
-    mult = torch.stack(
-        torch.broadcast_tensors(1j * dy * inv_k2, -1j * dx * inv_k2, 1j * dx, 1j * dy)
-    )
-    half = 0.5 * dt * nu * k2
-    a = (1.0 - half) / (1.0 + half)  # Crank-Nicolson amplification
-    b = (dt / (1.0 + half)) * dealias_mask((n, n), device=device).to(dtype)
-    w_h = torch.fft.rfft2(w0)
-    f_term = torch.zeros((), dtype=w_h.dtype, device=device)
-    if forcing is not None:
-        f = forcing.to(device=device, dtype=dtype)
-        f_term = torch.fft.rfft2(f) * (dt / (1.0 + half))
+    def record(s):
+        return torch.fft.irfft2(s.state if ab2 else s, s=(n, n))
 
-    def advection(w_h):
-        q = torch.fft.irfft2(w_h.unsqueeze(1) * mult, s=(n, n))
-        return torch.fft.rfft2(q[:, 0] * q[:, 2] + q[:, 1] * q[:, 3]), q
-
-    out = torch.empty((B, n_records + 1, n, n), dtype=dtype, device=device)
-    out[:, 0] = w0
-    cfl = torch.zeros(B, dtype=torch.float64, device=device)
-    prev = None
-    for k in range(1, n_records + 1):
-        for _ in range(per_record):
-            nl, q = advection(w_h)
-            if scheme == "ab2-cn" and prev is not None:
-                nl, prev = 1.5 * nl - 0.5 * prev, nl
-            elif scheme == "ab2-cn":
-                prev = nl
-            w_h = a * w_h - b * nl + f_term
-        speed = (q[:, 0].abs() + q[:, 1].abs()).amax(dim=(-2, -1)).to(torch.float64)
-        cfl = torch.maximum(cfl, torch.nan_to_num(speed * dt * n, nan=math.inf))
-        out[:, k] = torch.fft.irfft2(w_h, s=(n, n))
-    return out, {"steps": per_record * n_records, "cfl": cfl}
+    traj = trajectory(step, state, per_record * n_records, record_every=per_record,
+                      record=record, monitor=lambda s: eq.cfl(dt), time_dim=1)
+    w = torch.cat([w0.unsqueeze(1), traj.records], dim=1)
+    return w, {"steps": traj.n_steps, "cfl": traj.monitor_max}
 
 
 @register_pde
 @dataclass(frozen=True)
-class NavierStokes(PDEFamily):
+class NavierStokes(SpectralTimeFamily):
     """2-D Navier-Stokes (vorticity form) on the periodic unit square, FNO benchmark settings.
 
     Field ``w(sample, time, x, y)``: the vorticity at the ``n_records + 1`` times
@@ -259,6 +277,8 @@ class NavierStokes(PDEFamily):
     """
 
     name: ClassVar[str] = "navier-stokes"
+    input_name: ClassVar[str] = "w0"
+    spatial_ndim: ClassVar[int] = 2
     #: Karhunen-Loeve law of w0: sigma (-lap + tau^2)^(-alpha/2) white noise (FNO generator).
     ic_alpha: ClassVar[float] = 2.5
     ic_tau: ClassVar[float] = 7.0
@@ -275,77 +295,38 @@ class NavierStokes(PDEFamily):
     precision: Precision = "float32"
 
     def __post_init__(self):
-        for key in ("nu", "t_final", "dt"):  # accept "1e-3" from YAML / the command line
-            object.__setattr__(self, key, _as_float(key, getattr(self, key)))
-        _check_resolution(self.resolution)
-        if not (math.isfinite(self.nu) and self.nu > 0):
-            raise ValueError(f"nu must be positive, got {self.nu!r}")
-        record_schedule(float(self.t_final), self.n_records, float(self.dt))
+        self._check_spectral_parameters()
         if self.forcing not in ("fno", "none"):
-            raise ValueError(f"forcing must be 'fno' or 'none', got {self.forcing!r}")
+            raise PdekitUserError(f"forcing must be 'fno' or 'none', got {self.forcing!r}")
         if self.scheme not in SCHEMES:
-            raise ValueError(f"scheme must be one of {', '.join(SCHEMES)}, got {self.scheme!r}")
-        if not (isinstance(self.oversample, (int, np.integer)) and self.oversample >= 1):
-            raise ValueError(f"oversample must be an integer >= 1, got {self.oversample!r}")
-        if self.precision not in ("float32", "float64"):
-            raise ValueError(f"precision must be 'float32' or 'float64', got {self.precision!r}")
+            raise PdekitUserError(
+                f"scheme must be one of {', '.join(SCHEMES)}, got {self.scheme!r}"
+            )
 
-    @property
-    def solver_resolution(self) -> int:
-        """Nodes per dimension of the grid the equation is solved on."""
-        return self.resolution * self.oversample
-
-    @property
-    def _dtype(self) -> torch.dtype:
-        return torch.float64 if self.precision == "float64" else torch.float32
-
-    def sample_inputs(self, n: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        """``{"w0": (n, m, m)}`` with ``m = solver_resolution``, in ``precision``."""
-        from pdekit.pdes.grf import GaussianRandomField
-
-        law = GaussianRandomField(
-            alpha=self.ic_alpha, tau=self.ic_tau, sigma=self.ic_sigma, boundary="periodic"
-        )
-        m = self.solver_resolution
-        return {"w0": law.sample(n, (m, m), generator, dtype=self._dtype)}
-
-    def solve(self, inputs: dict[str, torch.Tensor], *, device=None, **kwargs) -> Solution:
+    def solve(self, inputs: dict[str, torch.Tensor], config: None = None, *,
+              progress: bool = False, device=None, **kwargs) -> Solution:
         """Integrate every initial condition; see the class notes.
 
         ``inputs["w0"]`` is ``(B, m, m)`` with ``m = solver_resolution``; the computation runs on
         ``device`` (default: the input's device) in ``precision``. ``iterations`` is the number of
         time steps; ``rel_residual`` is 0 for a finite trajectory and ``inf`` for one that blew
         up; ``extra["cfl"]`` holds the largest advective CFL number per sample.
+
+        The family takes no solver settings: ``config`` must be ``None`` (the
+        :class:`~pdekit.pdes.base.PDEFamily` contract); ``progress`` is accepted and shows nothing.
         """
-        if kwargs:
-            raise TypeError(f"unexpected solve option(s) {', '.join(sorted(kwargs))}")
-        if "w0" not in inputs:
-            raise ValueError(f"navier-stokes needs inputs['w0'], got {', '.join(inputs)}")
-        w0 = inputs["w0"]
+        w0 = self._initial_state(inputs, config, device, kwargs)
         m = self.solver_resolution
-        if w0.dim() != 3 or tuple(w0.shape[1:]) != (m, m):
-            raise ValueError(f"w0 must have shape (B, {m}, {m}), got {tuple(w0.shape)}")
-        w0 = w0.to(device=device if device is not None else w0.device, dtype=self._dtype)
         f = fno_forcing(m, dtype=self._dtype, device=w0.device) if self.forcing == "fno" else None
         w, info = navier_stokes_2d(
             w0, nu=float(self.nu), t_final=float(self.t_final), n_records=int(self.n_records),
             dt=float(self.dt), forcing=f, scheme=self.scheme,
         )
-        s = self.oversample
-        w = w[..., ::s, ::s].to(torch.float32)
-        finite = torch.isfinite(w).flatten(1).all(dim=1)
-        B = w.shape[0]
-        return Solution(
-            fields={"w": w},
-            iterations=torch.full((B,), info["steps"], dtype=torch.int64, device=w.device),
-            rel_residual=torch.where(finite, 0.0, math.inf).to(torch.float64),
-            extra={"cfl": info["cfl"], "scheme": self.scheme, "solver_resolution": m},
-        )
+        return self._solution("w", w, info, scheme=self.scheme)
 
     def field_dims(self) -> dict[str, tuple[str, ...]]:
         return {"w": ("sample", "time", "x", "y")}
 
     def coords(self) -> dict[str, np.ndarray]:
         x = np.arange(self.resolution) / self.resolution
-        t = np.arange(self.n_records + 1) * (float(self.t_final) / self.n_records)
-        return {"time": t, "x": x, "y": x.copy()}
+        return {"time": self._times(), "x": x, "y": x.copy()}

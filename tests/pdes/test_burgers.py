@@ -10,6 +10,8 @@ import pytest
 import torch
 from scipy.special import ive
 
+from pdekit.core import timestepping
+from pdekit.errors import PdekitUserError
 from pdekit.pdes import get_pde
 from pdekit.pdes.burgers import Burgers, burgers_1d, etdrk4_coefficients
 
@@ -74,6 +76,7 @@ def test_dt_convergence_is_fourth_order():
 
 
 def test_etdrk4_coefficients_limits():
+    assert etdrk4_coefficients is timestepping.etdrk4_coefficients  # the old import path
     # L -> 0: Q = dt/2, f1 = f3 = dt/6, f2 = dt/6 (classical RK4 weights); L very negative:
     # the phi functions decay like 1/|dt L|.
     dt = 0.1
@@ -141,15 +144,21 @@ def test_oversample():
     ],
 )
 def test_bad_parameters(params, match):
-    with pytest.raises(ValueError, match=match) as err:
+    with pytest.raises(PdekitUserError, match=match) as err:
         Burgers(**params)
     assert "\n" not in str(err.value)
 
 
 def test_bad_inputs():
     bg = Burgers(resolution=32, n_records=1, dt=1e-2)
-    with pytest.raises(ValueError, match=r"u0 must have shape \(B, 32\)"):
+    with pytest.raises(PdekitUserError, match=r"u0 must have shape \(B, 32\)"):
         bg.solve({"u0": torch.zeros(2, 64)})
+    with pytest.raises(PdekitUserError, match="no solve configuration"):
+        bg.solve({"u0": torch.zeros(2, 32)}, {"method": "cg"})
+    with pytest.raises(TypeError, match="rtol"):
+        bg.solve({"u0": torch.zeros(2, 32)}, rtol=1e-3)
+    # the family contract's progress flag is accepted
+    assert bg.solve({"u0": torch.zeros(2, 32)}, progress=True).fields["u"].shape == (2, 2, 32)
 
 
 def test_written_through_the_dataset_layer(tmp_path):

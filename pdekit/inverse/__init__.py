@@ -1,5 +1,9 @@
 """Inverse problems: observations, priors, adjoint gradients, Gauss-Newton / trust-region / L-BFGS
-estimation and neural-operator surrogate inversion (see ``docs/inverse.md``)."""
+estimation and neural-operator surrogate inversion (see ``docs/inverse.md``).
+
+The Gauss-Newton-CG and trust-region drivers are thin clients of :mod:`pdekit.optim` (Steihaug-CG,
+Coleman-Li scaling, the line search, Eisenstat-Walker forcing); ``EisenstatWalker`` and
+``steihaug_cg`` are re-exported from there."""
 
 from pdekit.inverse.estimate import METHODS, estimate
 from pdekit.inverse.gauss_newton import gauss_newton_cg
@@ -31,7 +35,8 @@ from pdekit.inverse.priors import (
 from pdekit.inverse.problem import Evaluation, InverseProblem, Objective, taylor_test
 from pdekit.inverse.result import InversionResult
 from pdekit.inverse.surrogate import SurrogateModel, surrogate_inversion, train_surrogate
-from pdekit.inverse.trust_region import EisenstatWalker, steihaug_cg, trust_region
+from pdekit.inverse.trust_region import trust_region
+from pdekit.optim import EisenstatWalker, steihaug_cg  # re-exported: the solvers live in optim
 
 __all__ = [
     "METHODS",

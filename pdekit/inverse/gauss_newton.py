@@ -1,14 +1,18 @@
 """Matrix-free inexact Gauss-Newton-CG with Eisenstat-Walker forcing and an Armijo line search.
 
-hIPPYlib's reduced-space Newton-CG with the Gauss-Newton Hessian: at each iterate ``m_k``
+hIPPYlib's reduced-space Newton-CG with the Gauss-Newton Hessian, driven through
+:mod:`pdekit.optim`'s Gauss-Newton-CG core. At each iterate ``m_k``
 
 1. the gradient ``g_k`` (one forward + one adjoint solve; the forward is cached from the line
    search);
-2. the step solves ``H_GN d = -g_k`` by CG preconditioned with the prior (``R^{-1}``), to the
-   relative tolerance ``eta_k`` of the Eisenstat-Walker forcing term (each CG iteration = one
-   Hessian action = one incremental forward + one incremental adjoint solve);
-3. Armijo backtracking ``J(m + a d) <= J(m) + c a g^T d`` (``c = 1e-4``, halving; one forward solve
-   per trial), projected onto the box bounds of the parameterisation if any.
+2. the step solves ``H_GN d = -g_k`` by :func:`~pdekit.optim.steihaug_cg` preconditioned with the
+   prior (``R^{-1}``), to the relative tolerance ``eta_k`` of the
+   :class:`~pdekit.optim.EisenstatWalker` forcing term (each CG iteration = one Hessian action =
+   one incremental forward + one incremental adjoint solve), safeguarded by
+   :func:`~pdekit.optim.newton_direction`;
+3. :func:`~pdekit.optim.line_search`: Armijo backtracking ``J(m_a) <= J(m) + c g^T (m_a - m)``
+   with ``m_a = project(m + a d)`` (``c = 1e-4``, halving; one forward solve per trial), projected
+   onto the box bounds of the parameterisation if any.
 
 Convergence is measured in the prior-preconditioned norm ``sqrt(g^T R^{-1} g)`` (mesh independent).
 
@@ -28,11 +32,16 @@ from collections.abc import Callable
 
 import torch
 
-from pdekit.inverse.problem import Objective, dot
-from pdekit.inverse.result import History, InversionResult
-from pdekit.inverse.trust_region import EisenstatWalker, steihaug_cg
+from pdekit import optim
+from pdekit.inverse.problem import Objective
+from pdekit.inverse.result import DriverRun, InversionResult
+from pdekit.optim import EisenstatWalker, LineSearch, dot, newton_direction, steihaug_cg
+from pdekit.optim.forcing import Forcing
 
-__all__ = ["gauss_newton_cg"]
+__all__ = ["gauss_newton_cg", "LINE_SEARCH"]
+
+LINE_SEARCH = LineSearch("armijo", c=1e-4, shrink=0.5, max_steps=12, strict=False)
+"""The default of :func:`gauss_newton_cg`: hIPPYlib's Armijo constant, halving, 12 trials."""
 
 
 def gauss_newton_cg(
@@ -41,10 +50,9 @@ def gauss_newton_cg(
     *,
     max_iter: int = 30,
     gtol: float = 1e-6,
-    forcing: str | float = "ew2",
+    forcing: Forcing = "ew2",
     max_cg: int = 100,
-    c_armijo: float = 1e-4,
-    max_backtrack: int = 12,
+    line_search: LineSearch = LINE_SEARCH,
     callback: Callable[[dict], None] | None = None,
 ) -> InversionResult:
     """Inexact Gauss-Newton-CG with Eisenstat-Walker forcing and Armijo backtracking.
@@ -59,11 +67,12 @@ def gauss_newton_cg(
     gtol : float
         Stop when ``||g||_{R^{-1}}`` drops by this factor.
     forcing : {"ew2", "hippylib"} or float
-        CG tolerance rule (:class:`~pdekit.inverse.trust_region.EisenstatWalker`).
+        CG tolerance rule (:class:`~pdekit.optim.EisenstatWalker`).
     max_cg : int
         CG iterations per Newton step.
-    c_armijo, max_backtrack : float, int
-        Sufficient-decrease constant and the most step halvings.
+    line_search : LineSearch
+        Step-length rule; the search starts from 1 at every iteration (default
+        :data:`LINE_SEARCH`).
     callback : callable, optional
         Called with each history record.
 
@@ -87,60 +96,44 @@ def gauss_newton_cg(
     >>> res.diagnostics["converged"], res.diagnostics["iterations"]   # linear: one exact GN step
     (True, 1)
     """
-    lower, upper = objective.model.parameterisation.bounds
-    bounded = math.isfinite(lower) or math.isfinite(upper)
-
-    def project(x):
-        if not bounded:
-            return x
-        return x.clamp(
-            min=lower if math.isfinite(lower) else None, max=upper if math.isfinite(upper) else None
-        )
-
-    prior = objective.prior
-    P = prior.precondition if prior.precondition(torch.zeros_like(m0)) is not None else None
-    m = project(m0.detach().to(torch.float64).clone())
-    hist = History(objective.counter)
+    run = DriverRun(objective, callback)
+    P = run.preconditioner(m0)
+    rule = line_search
+    m = run.start(m0)
     ew = EisenstatWalker(forcing)
     ev, g = objective.value_and_gradient(m)
+
+    def pnorm(g: torch.Tensor) -> float:
+        return math.sqrt(max(float(dot(g, P(g) if P else g)), 0.0))
+
+    def value(x: torch.Tensor) -> float:
+        return objective.evaluate(x).value
+
     gnorm0 = None
     converged, message = False, "maximum iterations reached"
     for k in range(max_iter + 1):
-        gnorm = math.sqrt(max(float(dot(g, P(g) if P else g)), 0.0))
+        gnorm = pnorm(g)
         gnorm0 = gnorm if gnorm0 is None else gnorm0
-        rec = hist.add(k, ev, gnorm)
-        if callback:
-            callback(rec)
+        run.record(k, ev, gnorm)
         if gnorm <= gtol * gnorm0:
             converged, message = True, "gradient tolerance reached"
             break
         if k == max_iter:
             break
-        H = objective.gauss_newton_hessian(m)
-        cg = steihaug_cg(H, g, precond=P, rtol=ew(gnorm), maxiter=max_cg)
-        d = cg.s
-        slope = float(dot(g, d))
-        if (
-            slope >= 0
-        ):  # not a descent direction (cannot happen for SPD H_GN + R''): steepest descent
-            d = -(P(g) if P else g)
-            slope = float(dot(g, d))
-        alpha, accepted = 1.0, False
-        for _ in range(max_backtrack):
-            trial_m = project(m + alpha * d)
-            trial = objective.evaluate(trial_m)
-            if trial.value <= ev.value + c_armijo * float(dot(g, trial_m - m)):
-                accepted = True
-                break
-            alpha *= 0.5
-        hist.records[-1].update(cg_iterations=cg.iterations, cg_stop=cg.reason, step=alpha)
-        if not accepted:
+        cg = steihaug_cg(objective.gauss_newton_hessian(m), g, precond=P, rtol=ew(gnorm),
+                         maxiter=max_cg)
+        d, slope = newton_direction(cg.s, g, P)
+        res = optim.line_search(value, m, d, ev.value, slope, rule=rule, alpha0=1.0,
+                                project=run.project, gradient=g)
+        alpha = res.alpha if res.accepted else rule.shrink**rule.max_steps
+        run.history.records[-1].update(cg_iterations=cg.iterations, cg_stop=cg.reason, step=alpha)
+        if not res.accepted:
             message = "line search failed"
             break
-        m = trial_m
+        m = res.x
         ev, g = objective.value_and_gradient(m)
         if -slope * alpha < 1e-14 * max(1.0, abs(ev.value)):
             converged, message = True, "no further decrease"
-            rec = hist.add(k + 1, ev, math.sqrt(max(float(dot(g, P(g) if P else g)), 0.0)))
+            run.history.add(k + 1, ev, pnorm(g))
             break
-    return hist.result(objective, m, "gauss-newton", converged, message)
+    return run.result(m, "gauss-newton", converged, message)

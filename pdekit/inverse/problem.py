@@ -31,13 +31,9 @@ import torch
 from pdekit.inverse.models import SolveCounter
 from pdekit.inverse.observations import Observations
 from pdekit.inverse.priors import Regulariser
+from pdekit.optim.steihaug import dot  # re-exported (the inner product of every driver)
 
 __all__ = ["InverseProblem", "Objective", "Evaluation", "taylor_test", "dot"]
-
-
-def dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Euclidean inner product of two tensors of any (equal) shape."""
-    return (a * b).sum()
 
 
 @dataclass(frozen=True, eq=False)

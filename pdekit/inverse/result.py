@@ -1,13 +1,20 @@
-"""The result every inversion driver returns, and the history bookkeeping they share."""
+"""The result every inversion driver returns, and the prologue and bookkeeping they share.
+
+:class:`DriverRun` is what :func:`~pdekit.inverse.gauss_newton_cg`,
+:func:`~pdekit.inverse.trust_region` and :func:`~pdekit.inverse.lbfgs` start from: the box bounds
+of the model's parameterisation, the prior preconditioner, the :class:`History` and the callback.
+"""
 
 from __future__ import annotations
 
+import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 
-__all__ = ["InversionResult", "History"]
+__all__ = ["InversionResult", "History", "DriverRun"]
 
 
 @dataclass
@@ -87,3 +94,78 @@ class History:
                 **diag,
             },
         )
+
+
+class DriverRun:
+    """The prologue every inversion driver shares: bounds, prior preconditioner, history, callback.
+
+    Parameters
+    ----------
+    objective : Objective
+    callback : callable, optional
+        Called with each history record.
+
+    Attributes
+    ----------
+    lower, upper : float
+        Box bounds on ``m`` from ``objective.model.parameterisation.bounds`` (``-inf``/``inf``).
+    bounded : bool
+    history : History
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pdekit.core.grid import Grid
+    >>> from pdekit.inverse import DarcyModel, InverseProblem, LogCoefficient, Observations
+    >>> from pdekit.inverse import SubsampledObservation, Tikhonov
+    >>> g = Grid((5, 5))
+    >>> model = DarcyModel(g, parameterisation=LogCoefficient(lower=1.0))
+    >>> obs = Observations.synthetic(SubsampledObservation(g, 2), model.solve(
+    ...     torch.ones(5, 5, dtype=torch.float64)), 0.01, torch.Generator().manual_seed(0))
+    >>> run = DriverRun(InverseProblem(model, Tikhonov(g, 1e-3)).objective(obs))
+    >>> run.bounded, float(run.project(-torch.ones(1, dtype=torch.float64)))
+    (True, 0.0)
+    """
+
+    def __init__(self, objective, callback: Callable[[dict], None] | None = None):
+        self.objective = objective
+        self.lower, self.upper = (float(b) for b in objective.model.parameterisation.bounds)
+        self.bounded = math.isfinite(self.lower) or math.isfinite(self.upper)
+        self.history = History(objective.counter)
+        self.callback = callback
+
+    def project(self, m: torch.Tensor) -> torch.Tensor:
+        """``m`` clamped to the box (unchanged without bounds)."""
+        if not self.bounded:
+            return m
+        lo = self.lower if math.isfinite(self.lower) else None
+        hi = self.upper if math.isfinite(self.upper) else None
+        return m.clamp(min=lo, max=hi)
+
+    def interior(self, m: torch.Tensor, frac: float = 1e-6) -> torch.Tensor:
+        """``m`` clamped to the box shrunk by ``frac`` of its width (1 if unbounded on a side)."""
+        width = self.upper - self.lower if math.isfinite(self.upper - self.lower) else 1.0
+        lo = self.lower + frac * width if math.isfinite(self.lower) else None
+        hi = self.upper - frac * width if math.isfinite(self.upper) else None
+        return m if lo is None and hi is None else m.clamp(min=lo, max=hi)
+
+    def start(self, m0: torch.Tensor) -> torch.Tensor:
+        """The float64 starting point, projected onto the box."""
+        return self.project(m0.detach().to(torch.float64).clone())
+
+    def preconditioner(self, m0: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor] | None:
+        """The prior's ``R^-1`` action, or ``None`` when the prior has none."""
+        prior = self.objective.prior
+        return prior.precondition if prior.precondition(torch.zeros_like(m0)) is not None else None
+
+    def record(self, iteration: int, ev, grad_norm: float, **extra) -> dict:
+        """Add a history record and pass it to the callback."""
+        rec = self.history.add(iteration, ev, grad_norm, **extra)
+        if self.callback:
+            self.callback(rec)
+        return rec
+
+    def result(
+        self, m: torch.Tensor, method: str, converged: bool, message: str, **diag
+    ) -> InversionResult:
+        return self.history.result(self.objective, m, method, converged, message, **diag)

@@ -23,7 +23,6 @@ spectral weights of an FNO) count as their real and imaginary parts, so ``p`` re
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
 
 import torch
 
@@ -442,7 +441,3 @@ def evaluate_loss(closure: Callable[[], torch.Tensor]) -> float:
     with torch.enable_grad():
         r = closure()
     return 0.5 * float(r.detach().double().square().sum())
-
-
-def as_list(x: Any) -> list:
-    return list(x) if isinstance(x, (list, tuple)) else [x]

@@ -12,8 +12,9 @@ that is EGN [1]_. For a PINN, whose residual stacks the weighted PDE and boundar
 same step is the energy natural gradient (ENGD) [2]_ [3]_; with ``damping=0`` the solve falls back
 to the pseudo-inverse, i.e. ENGD's least-squares step ``J^+ r``.
 
-Globalisation: an Armijo backtracking (or ENGD's grid) line search on ``alpha``, and a
-Levenberg-Marquardt damping adapted by the gain ratio ``rho = actual / predicted reduction``.
+Globalisation: an Armijo backtracking (or ENGD's grid) line search on ``alpha``
+(:class:`~pdekit.optim.LineSearch`), and a Levenberg-Marquardt damping adapted by the gain ratio
+``rho = actual / predicted reduction`` (:class:`~pdekit.optim.Damping`).
 A step that does not lower the loss is rejected: the parameters are restored and the damping
 grows, so the loss on the closure's data never increases.
 
@@ -36,8 +37,21 @@ from typing import Literal
 
 import torch
 
-from pdekit.optim._functional import Linearization, ParamVector
-from pdekit.optim._linesearch import LineSearch, StepInfo, adapt_damping, line_search
+from pdekit.errors import PdekitUserError
+from pdekit.optim._functional import Linearization, ParamVector, evaluate_loss
+from pdekit.optim._linesearch import (
+    Damping,
+    LineSearch,
+    LineSearchKind,
+    StepInfo,
+    after_search,
+    as_damping,
+    as_line_search,
+    group_options,
+    initial_step,
+    line_search,
+    rules_from_group,
+)
 
 __all__ = ["GaussNewton", "gauss_newton_direction", "spd_solve"]
 
@@ -113,7 +127,7 @@ def gauss_newton_direction(
         G = J.T @ J
         G.diagonal().add_(damping)
         return -spd_solve(G, J.T @ r)
-    raise ValueError(f"space must be 'auto', 'residual' or 'parameter', got {space!r}")
+    raise PdekitUserError(f"space must be 'auto', 'residual' or 'parameter', got {space!r}")
 
 
 class GaussNewton(torch.optim.Optimizer):
@@ -131,21 +145,16 @@ class GaussNewton(torch.optim.Optimizer):
         Parameters (or one parameter group) of one dtype and device.
     lr : float
         Largest step length ``alpha_max`` (Gauss-Newton's natural step is 1).
-    damping : float
-        Initial Levenberg-Marquardt ``lambda``, absolute (compare it with the eigenvalues of
-        ``J J^T``; rows weighted by ``1/sqrt(N)`` give O(1) scales).
-    adaptive_damping : bool
-        Adapt ``lambda`` by the gain ratio ``rho``: ``* damping_increase`` if ``rho < 1/4`` or the step
-        is rejected, ``* damping_decrease`` if ``rho > 3/4``, clamped to ``damping_bounds``.
-    damping_increase, damping_decrease : float
-    damping_bounds : (float, float)
-    line_search : {"armijo", "grid", "none"}
-        ``"armijo"``: backtracking from ``min(grow * alpha_prev, lr)`` by ``shrink`` until
-        ``L(theta + alpha d) <= L + c alpha g^T d`` (at most ``max_backtracks`` tries; c = 0.1,
-        shrink = 0.8 as in EGN). ``"grid"``: the best of ``lr * 2^-k``, k = 0..30 (ENGD).
+    damping : float or Damping
+        The Levenberg-Marquardt rule; a float is the initial ``lambda`` of the default
+        :attr:`DAMPING` (increase 2, decrease 1/2, clamp ``[1e-12, 1e6]``). ``lambda`` is absolute:
+        compare it with the eigenvalues of ``J J^T`` (rows weighted by ``1/sqrt(N)`` give O(1)
+        scales). ``Damping(0.0, adaptive=False)`` is the undamped step.
+    line_search : {"armijo", "grid", "none"} or LineSearch
+        A kind uses the other settings of :attr:`LINE_SEARCH` (EGN's ``c = 0.1``,
+        ``shrink = 0.8``, ``grow = 1.5``, 15 trials). ``"armijo"``: backtracking from
+        ``min(grow * alpha_prev, lr)``; ``"grid"``: the best of ``lr * 2^-k``, k = 0..30 (ENGD);
         ``"none"``: ``alpha = lr``. In every case a step that does not lower the loss is rejected.
-    c, shrink, grow : float
-    max_backtracks : int
     momentum : float
         ``mu`` of the bias-corrected moving average of directions (EGN): ``m = mu m + (1-mu) d``,
         step along ``m / (1 - mu^t)``; it falls back to ``d`` when that is not a descent direction.
@@ -161,11 +170,12 @@ class GaussNewton(torch.optim.Optimizer):
     --------
     A linear least-squares problem is solved by one undamped step:
 
+    >>> from pdekit.optim import Damping
     >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
     <torch._C.Generator object at ...>
     >>> A, y = torch.randn(20, 3, dtype=torch.float64), torch.randn(20, dtype=torch.float64)
     >>> x = torch.zeros(3, dtype=torch.float64, requires_grad=True)
-    >>> opt = GaussNewton([x], damping=0.0, adaptive_damping=False)
+    >>> opt = GaussNewton([x], damping=Damping(0.0, adaptive=False))
     >>> loss0 = opt.step(lambda: A @ x - y)
     >>> torch.allclose(x.detach(), torch.linalg.lstsq(A, y).solution)
     True
@@ -182,45 +192,32 @@ class GaussNewton(torch.optim.Optimizer):
        and 10.3.
     """
 
+    DAMPING = Damping(1e-3, increase=2.0, decrease=0.5)
+    LINE_SEARCH = LineSearch("armijo", c=0.1, shrink=0.8, grow=1.5, max_steps=15)
+
     def __init__(
         self,
         params: Iterable,
         lr: float = 1.0,
         *,
-        damping: float = 1e-3,
-        adaptive_damping: bool = True,
-        damping_increase: float = 2.0,
-        damping_decrease: float = 0.5,
-        damping_bounds: tuple[float, float] = (1e-12, 1e6),
-        line_search: LineSearch = "armijo",
-        c: float = 0.1,
-        shrink: float = 0.8,
-        grow: float = 1.5,
-        max_backtracks: int = 15,
+        damping: float | Damping = 1e-3,
+        line_search: LineSearchKind | LineSearch = "armijo",
         momentum: float = 0.0,
         space: Space = "auto",
     ):
         if not lr > 0:
-            raise ValueError(f"lr must be > 0, got {lr}")
-        if not damping >= 0:
-            raise ValueError(f"damping must be >= 0, got {damping}")
+            raise PdekitUserError(f"lr must be > 0, got {lr}")
         if not 0 <= momentum < 1:
-            raise ValueError(f"momentum must lie in [0, 1), got {momentum}")
-        if line_search not in ("armijo", "grid", "none"):
-            raise ValueError(f"line_search must be 'armijo', 'grid' or 'none', got {line_search!r}")
+            raise PdekitUserError(f"momentum must lie in [0, 1), got {momentum}")
         if space not in ("auto", "residual", "parameter"):
-            raise ValueError(f"space must be 'auto', 'residual' or 'parameter', got {space!r}")
-        if not (damping_increase >= 1 and 0 < damping_decrease <= 1):
-            raise ValueError("need damping_increase >= 1 and 0 < damping_decrease <= 1")
-        defaults = dict(
-            lr=lr, damping=damping, adaptive_damping=adaptive_damping,
-            damping_increase=damping_increase, damping_decrease=damping_decrease,
-            damping_bounds=tuple(damping_bounds), line_search=line_search, c=c, shrink=shrink,
-            grow=grow, max_backtracks=max_backtracks, momentum=momentum, space=space,
-        )
-        super().__init__(params, defaults)
+            raise PdekitUserError(
+                f"space must be 'auto', 'residual' or 'parameter', got {space!r}"
+            )
+        rules = group_options(as_damping(damping, self.DAMPING),
+                              as_line_search(line_search, self.LINE_SEARCH))
+        super().__init__(params, dict(lr=lr, momentum=momentum, space=space, **rules))
         if len(self.param_groups) != 1:
-            raise ValueError("GaussNewton supports a single parameter group")
+            raise PdekitUserError("GaussNewton supports a single parameter group")
         self.last_step: StepInfo | None = None
 
     def _state(self) -> dict:
@@ -234,6 +231,21 @@ class GaussNewton(torch.optim.Optimizer):
         """The damped Gauss-Newton direction for ``J`` and ``r`` (hook for subclasses)."""
         return gauss_newton_direction(J, r, damping, space=self.param_groups[0]["space"])
 
+    def _momentum(self, state: dict, d: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        mu = self.param_groups[0]["momentum"]
+        if mu == 0:
+            return d
+        buf = state.get("momentum_buffer")
+        t = state.get("momentum_steps", 0) + 1
+        buf = (1 - mu) * d if buf is None else mu * buf + (1 - mu) * d
+        d_hat = buf / (1 - mu**t)
+        if float(g @ d_hat) < 0:
+            state["momentum_buffer"], state["momentum_steps"] = buf, t
+            return d_hat
+        state.pop("momentum_buffer", None)
+        state["momentum_steps"] = 0
+        return d
+
     def step(self, closure: Callable[[], torch.Tensor]) -> torch.Tensor:  # type: ignore[override]
         """One Gauss-Newton step; returns the loss ``1/2 ||r||^2`` before the step.
 
@@ -244,8 +256,11 @@ class GaussNewton(torch.optim.Optimizer):
             parameters, computed with autograd (called several times per step).
         """
         if closure is None:
-            raise ValueError("GaussNewton.step needs a closure that returns the residual vector")
+            raise PdekitUserError(
+                "GaussNewton.step needs a closure that returns the residual vector"
+            )
         group = self.param_groups[0]
+        damping, rule = rules_from_group(group)
         state = self._state()
         pv = ParamVector(group["params"])
         lin = Linearization(closure, pv)
@@ -253,20 +268,8 @@ class GaussNewton(torch.optim.Optimizer):
         J = lin.jacobian()
         del lin  # frees the graph before the line search
         lam = state["damping"]
-        d = self.direction(J, r, lam)
         g = J.T @ r
-        mu = group["momentum"]
-        if mu > 0:
-            buf = state.get("momentum_buffer")
-            t = state.get("momentum_steps", 0) + 1
-            buf = (1 - mu) * d if buf is None else mu * buf + (1 - mu) * d
-            d_hat = buf / (1 - mu**t)
-            if float(g @ d_hat) < 0:
-                state["momentum_buffer"], state["momentum_steps"] = buf, t
-                d = d_hat
-            else:
-                state.pop("momentum_buffer", None)
-                state["momentum_steps"] = 0
+        d = self._momentum(state, self.direction(J, r, lam), g)
         Jd = J @ d
         slope = float(g @ d)
         curv = float(Jd @ Jd)
@@ -276,34 +279,27 @@ class GaussNewton(torch.optim.Optimizer):
             # zero gradient (a stationary point) or a failed solve: do not move
             self.last_step = StepInfo(f0, f0, False, 0.0, lam, float("nan"))
             if not slope == 0:
-                state["damping"] = adapt_damping(lam, float("nan"), **self._damping_kw(group))
+                state["damping"] = damping.update(lam, float("nan"))
             return torch.tensor(f0, dtype=torch.float64)
-        kind = group["line_search"]
-        if kind == "armijo":
-            alpha0 = min(group["grow"] * state["alpha"], group["lr"])
-        else:
-            alpha0 = group["lr"]
-        alpha, f_new, evals = line_search(
-            closure, pv, theta, d, f0, slope, kind=kind, alpha0=alpha0, c=group["c"],
-            shrink=group["shrink"], max_tries=group["max_backtracks"],
-        )
-        accepted = f_new is not None
-        if accepted:
-            pred = -(alpha * slope + 0.5 * alpha**2 * curv)
+
+        def evaluate(x: torch.Tensor) -> float:
+            pv.set_(x)
+            return evaluate_loss(closure)
+
+        alpha0 = initial_step(rule, state, group["lr"])
+        res = line_search(evaluate, theta, d, f0, slope, rule=rule, alpha0=alpha0)
+        pv.set_(res.x if res.accepted else theta)
+        after_search(rule, state, alpha0, res)
+        if res.accepted:
+            pred = -(res.alpha * slope + 0.5 * res.alpha**2 * curv)
+            f_new = res.value
             rho = (f0 - f_new) / pred if pred > 0 else float("nan")
-            state["alpha"] = alpha
         else:
             f_new, rho = f0, float("nan")
-            if kind == "armijo":  # the next search starts below the lengths that failed
-                state["alpha"] = alpha0 * group["shrink"] ** group["max_backtracks"]
             state.pop("momentum_buffer", None)
             state["momentum_steps"] = 0
-        if group["adaptive_damping"]:
-            state["damping"] = adapt_damping(lam, rho, **self._damping_kw(group))
-        self.last_step = StepInfo(f0, f_new, accepted, alpha, lam, rho, 0, evals + 1)
+        if damping.adaptive:
+            state["damping"] = damping.update(lam, rho)
+        self.last_step = StepInfo(f0, f_new, res.accepted, res.alpha, lam, rho, 0,
+                                  res.evaluations + 1)
         return torch.tensor(f0, dtype=torch.float64)
-
-    @staticmethod
-    def _damping_kw(group: dict) -> dict:
-        return dict(increase=group["damping_increase"], decrease=group["damping_decrease"],
-                    bounds=group["damping_bounds"])

@@ -1,23 +1,21 @@
-"""Hessian-free trust regions: Steihaug-Toint truncated CG, and Coleman-Li scaling for bounds.
+"""Hessian-free trust regions: the Coleman-Li scaled trust-region step and two optimizers.
 
-:class:`TrustRegion` minimises ``L = 1/2 ||r||^2`` by approximately solving, at every step,
+Every trust-region method of the package (the optimizers here and
+:func:`pdekit.inverse.trust_region`) approximately solves, at every iterate,
 
-    min_s  g^T s + 1/2 s^T B s   subject to  ||s|| <= Delta,
+    min_s  g^T s + 1/2 s^T B s   subject to  ||s||_W <= Delta,
 
-with the Steihaug-Toint truncated CG (:func:`steihaug_cg`), where ``B`` is the Gauss-Newton matrix
-``J^T J`` (``curvature="ggn"``) or the exact Hessian (``curvature="hessian"``), both applied
-matrix-free. The step is accepted when the gain ratio ``rho = ared / pred`` exceeds ``eta``; the
-radius shrinks to ``Delta / 4`` when ``rho < 1/4`` and doubles (up to ``max_radius``) when
-``rho > 3/4`` and the step reached the boundary.
+with the Steihaug-Toint truncated CG (:func:`~pdekit.optim.steihaug.steihaug_cg`), through one core,
+:func:`trust_region_step`, and updates the radius by :func:`update_radius`: ``Delta / 4`` (of the
+step length) when ``rho < 1/4``, ``2 Delta`` (up to ``max_radius``) when ``rho > 3/4`` and the step
+reached the boundary. ``B`` is the Gauss-Newton matrix ``J^T J`` (``curvature="ggn"``) or the exact
+Hessian (``curvature="hessian"``), both applied matrix-free.
 
-:class:`BoundedTrustRegion` adds bounds ``l <= theta <= u`` (e.g. a positive diffusivity in an
-inverse problem) by the Coleman-Li affine scaling: the subproblem is solved in the variables
+Bounds ``l <= x <= u`` (e.g. a positive diffusivity in an inverse problem) are handled by the
+Coleman-Li affine scaling (:class:`ColemanLi`): the subproblem is solved in the variables
 ``s_hat = D^-1 s`` with ``D = diag(sqrt(v))``, ``v`` the distances to the bounds the gradient points
-to, with the extra curvature ``diag(|g| * |dv|)``; iterates stay strictly feasible by stepping back
+to, with the extra curvature ``diag(g * dv)``; iterates stay strictly feasible by stepping back
 from the bounds (as in SciPy's ``least_squares(method="trf")``).
-
-Steihaug's CG is its own algorithm (it stops on negative curvature and at the boundary); the
-unconstrained CG solves of :mod:`pdekit.optim.gn_cg` use :func:`pdekit.core.krylov.cg`.
 
 References
 ----------
@@ -34,103 +32,263 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
 from typing import Literal
 
 import torch
 
+from pdekit.errors import PdekitUserError
 from pdekit.optim._functional import Linearization, ParamVector, evaluate_loss
 from pdekit.optim._linesearch import StepInfo
+from pdekit.optim.steihaug import CGResult, dot, steihaug_cg
 
-__all__ = ["TrustRegion", "BoundedTrustRegion", "steihaug_cg"]
+__all__ = [
+    "BoundedTrustRegion",
+    "ColemanLi",
+    "TrustRegion",
+    "TrustRegionOptions",
+    "TrustRegionStep",
+    "coleman_li_scaling",
+    "max_step_fraction",
+    "trust_region_step",
+    "update_radius",
+]
 
 Curvature = Literal["ggn", "hessian"]
 JacobianMode = Literal["matrix_free", "dense"]
+Operator = Callable[[torch.Tensor], torch.Tensor]
+Bound = float | torch.Tensor
 
 
-def _boundary_tau(z: torch.Tensor, d: torch.Tensor, radius: float) -> float:
-    """The ``tau >= 0`` with ``||z + tau d|| = radius`` (``||z|| <= radius``)."""
-    a, b, c = float(d @ d), 2 * float(z @ d), float(z @ z) - radius**2
-    disc = math.sqrt(max(b * b - 4 * a * c, 0.0))
-    return (-b + disc) / (2 * a) if a > 0 else 0.0
+def coleman_li_scaling(
+    x: torch.Tensor, g: torch.Tensor, lower: Bound, upper: Bound
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Coleman-Li ``v`` and ``dv = dv/dx``: the distance to the bound ``-g`` points to (1 if none).
+
+    ``v_i = u_i - x_i`` (``dv_i = -1``) where ``g_i < 0`` and ``u_i`` is finite,
+    ``v_i = x_i - l_i`` (``dv_i = 1``) where ``g_i > 0`` and ``l_i`` is finite, else ``v_i = 1``,
+    ``dv_i = 0``. Bounds are floats or tensors broadcastable to ``x`` (``-inf``/``inf``: none).
+
+    Examples
+    --------
+    >>> v, dv = coleman_li_scaling(torch.tensor([0.5, 0.5]), torch.tensor([1.0, -1.0]), 0.0, 2.0)
+    >>> v.tolist(), dv.tolist()
+    ([0.5, 1.5], [1.0, -1.0])
+
+    References
+    ----------
+    .. [1] T. F. Coleman, Y. Li, SIAM J. Optim. 6 (1996) 418-445, eq. (2.3).
+    """
+    lo = torch.as_tensor(lower, dtype=x.dtype, device=x.device)
+    up = torch.as_tensor(upper, dtype=x.dtype, device=x.device)
+    to_upper = (g < 0) & torch.isfinite(up)
+    to_lower = (g > 0) & torch.isfinite(lo)
+    one = torch.ones_like(x)
+    v = torch.where(to_lower, x - lo, torch.where(to_upper, up - x, one))
+    dv = torch.where(to_lower, one, torch.where(to_upper, -one, torch.zeros_like(x)))
+    return v, dv
 
 
-def steihaug_cg(
-    hvp: Callable[[torch.Tensor], torch.Tensor],
+@dataclass(frozen=True)
+class ColemanLi:
+    """The affine scaling at one iterate: ``D = sqrt(v)`` and the extra curvature ``C = g * dv``.
+
+    Examples
+    --------
+    >>> x, g = torch.tensor([0.25, 0.5]), torch.tensor([1.0, 0.0])
+    >>> sc = ColemanLi.at(x, g, 0.0, 1.0)
+    >>> sc.D.tolist(), sc.C.tolist(), sc.hvp(lambda u: 2 * u)(torch.ones(2)).tolist()
+    ([0.5, 1.0], [1.0, 0.0], [1.5, 2.0])
+    """
+
+    D: torch.Tensor
+    C: torch.Tensor
+
+    @classmethod
+    def at(cls, x: torch.Tensor, g: torch.Tensor, lower: Bound, upper: Bound) -> ColemanLi:
+        v, dv = coleman_li_scaling(x, g, lower, upper)
+        return cls(v.sqrt(), g * dv)
+
+    def hvp(self, hvp: Operator) -> Operator:
+        """``u -> D B D u + C u``: the curvature of the scaled subproblem."""
+        return lambda u: self.D * hvp(self.D * u) + self.C * u
+
+
+def max_step_fraction(x: torch.Tensor, s: torch.Tensor, lower: Bound, upper: Bound) -> float:
+    """The largest ``t >= 0`` with ``x + t s`` inside the box (``inf`` if ``s`` never leaves it).
+
+    Examples
+    --------
+    >>> max_step_fraction(torch.tensor([0.5]), torch.tensor([1.0]), 0.0, 1.0)
+    0.5
+    """
+    if s.numel() == 0:
+        return math.inf
+    up = torch.as_tensor(upper, dtype=x.dtype, device=x.device)
+    lo = torch.as_tensor(lower, dtype=x.dtype, device=x.device)
+    inf = torch.full_like(x, math.inf)
+    pos, neg = s > 0, s < 0
+    t_up = torch.where(pos, (up - x) / torch.where(pos, s, torch.ones_like(s)), inf)
+    t_lo = torch.where(neg, (lo - x) / torch.where(neg, s, -torch.ones_like(s)), inf)
+    return float(torch.minimum(t_up, t_lo).min())
+
+
+@dataclass(frozen=True)
+class TrustRegionStep:
+    """What :func:`trust_region_step` returns.
+
+    Attributes
+    ----------
+    step : Tensor
+        The step in the original variables, stepped back from the bounds.
+    scale : float
+        The step-back factor (1 when no bound was crossed).
+    predicted : float
+        Predicted reduction of the (scaled) quadratic model for the step taken.
+    step_norm : float
+        ``||scale * s_hat||_W``: the length the radius update compares with ``Delta``.
+    cg : CGResult
+        The Steihaug solve of the scaled subproblem.
+    """
+
+    step: torch.Tensor
+    scale: float
+    predicted: float
+    step_norm: float
+    cg: CGResult
+
+
+def trust_region_step(
+    hvp: Operator,
     g: torch.Tensor,
     radius: float,
     *,
+    scaling: ColemanLi | None = None,
+    x: torch.Tensor | None = None,
+    lower: Bound = -math.inf,
+    upper: Bound = math.inf,
+    precond: Operator | None = None,
+    metric: Operator | None = None,
     rtol: float | None = None,
     maxiter: int = 250,
-) -> tuple[torch.Tensor, torch.Tensor, int, bool]:
-    """Steihaug-Toint truncated CG for ``min g^T s + 1/2 s^T B s``, ``||s|| <= radius``.
+    theta_min: float = 0.995,
+) -> TrustRegionStep:
+    """One (Coleman-Li scaled) trust-region subproblem, solved by Steihaug-CG.
 
     Parameters
     ----------
     hvp : callable
-        ``hvp(v) -> B v`` for a ``(p,)`` vector.
+        ``v -> B v``.
     g : Tensor
-        Gradient ``(p,)``.
+        Gradient at ``x``.
     radius : float
-    rtol : float, optional
-        Stop when ``||B s + g|| <= rtol ||g||``; default ``min(0.5, sqrt(||g||))`` (Nocedal & Wright).
-    maxiter : int
+        ``Delta`` (``inf``: the full inexact Newton step).
+    scaling : ColemanLi, optional
+        The affine scaling at ``x`` (bounds); ``None``: ``D = I``.
+    x, lower, upper
+        The iterate and the box; with ``x`` given, a step that would leave the box is shortened to
+        ``max(theta_min, 1 - ||D g||_inf)`` times the distance to the nearest bound it crosses.
+    precond, metric, rtol, maxiter
+        Of :func:`~pdekit.optim.steihaug.steihaug_cg` (``W`` measures the scaled step).
+    theta_min : float
+        Least step-back fraction.
 
     Returns
     -------
-    s : Tensor
-        The step.
-    Bs : Tensor
-        ``B s`` (for the predicted reduction, without an extra product).
-    iterations : int
-    hit_boundary : bool
+    TrustRegionStep
 
     Examples
     --------
     >>> B = torch.diag(torch.tensor([1.0, 4.0], dtype=torch.float64))
-    >>> g = torch.tensor([-1.0, -4.0], dtype=torch.float64)
-    >>> s, Bs, its, hit = steihaug_cg(lambda v: B @ v, g, 10.0, rtol=1e-12)
-    >>> [round(v, 12) for v in s.tolist()], hit
-    ([1.0, 1.0], False)
-    >>> s, _, _, hit = steihaug_cg(lambda v: B @ v, g, 0.5)
-    >>> round(float(s.norm()), 12), hit
-    (0.5, True)
+    >>> out = trust_region_step(lambda v: B @ v, torch.tensor([-1.0, -4.0], dtype=torch.float64),
+    ...                         10.0, rtol=1e-12)
+    >>> [round(v, 12) for v in out.step.tolist()], round(out.predicted, 12)
+    ([1.0, 1.0], 2.5)
+    """
+    gh = g if scaling is None else scaling.D * g
+    B = hvp if scaling is None else scaling.hvp(hvp)
+    cg = steihaug_cg(B, gh, radius, precond=precond, metric=metric, rtol=rtol, maxiter=maxiter)
+    step = cg.s if scaling is None else scaling.D * cg.s
+    scale = 1.0
+    if x is not None:
+        t = max_step_fraction(x, step, lower, upper)
+        if t <= 1.0:
+            scale = max(theta_min, 1.0 - float(gh.abs().max())) * t
+            step = scale * step
+    s_hat = cg.s if scale == 1.0 else scale * cg.s
+    if metric is None:
+        norm = float(s_hat.norm())
+    else:
+        norm = math.sqrt(max(float(dot(s_hat, metric(s_hat))), 0.0))
+    return TrustRegionStep(step, scale, cg.predicted_reduction(gh, scale), norm, cg)
+
+
+def update_radius(
+    radius: float, rho: float, step_norm: float, hit_boundary: bool, max_radius: float = math.inf
+) -> float:
+    """The radius after a step with gain ratio ``rho`` (NaN counts as a failure).
+
+    ``rho < 1/4``: ``min(Delta, ||s||) / 4``; ``rho > 3/4`` with the step on the boundary (or an
+    infinite radius): ``min(2 max(Delta, ||s||), max_radius)``; else unchanged.
+
+    Examples
+    --------
+    >>> update_radius(1.0, 0.1, 0.5, True), update_radius(1.0, 0.9, 1.0, True, max_radius=1.5)
+    (0.125, 1.5)
 
     References
     ----------
-    .. [1] T. Steihaug, SIAM J. Numer. Anal. 20 (1983) 626-637.
-    .. [2] J. Nocedal, S. J. Wright, *Numerical Optimization*, 2nd ed., Algorithm 7.2.
+    .. [1] J. Nocedal, S. J. Wright, *Numerical Optimization*, 2nd ed., Algorithm 4.1.
     """
-    gnorm = float(g.norm())
-    z = torch.zeros_like(g)
-    Bz = torch.zeros_like(g)
-    if gnorm == 0:
-        return z, Bz, 0, False
-    tol = (min(0.5, math.sqrt(gnorm)) if rtol is None else rtol) * gnorm
-    res = g.clone()  # residual of B z + g
-    d = -res
-    rr = float(res @ res)
-    for it in range(1, maxiter + 1):
-        Bd = hvp(d)
-        dBd = float(d @ Bd)
-        if not dBd > 0:  # negative (or zero) curvature: go to the boundary along d
-            tau = _boundary_tau(z, d, radius)
-            return z + tau * d, Bz + tau * Bd, it, True
-        alpha = rr / dBd
-        z_next = z + alpha * d
-        if float(z_next.norm()) >= radius:
-            tau = _boundary_tau(z, d, radius)
-            return z + tau * d, Bz + tau * Bd, it, True
-        z, Bz = z_next, Bz + alpha * Bd
-        res = res + alpha * Bd
-        rr_new = float(res @ res)
-        if math.sqrt(rr_new) <= tol:
-            return z, Bz, it, False
-        d = -res + (rr_new / rr) * d
-        rr = rr_new
-    return z, Bz, maxiter, False
+    if not rho >= 0.25:
+        return 0.25 * min(radius, max(step_norm, 1e-300))
+    if rho > 0.75 and (hit_boundary or math.isinf(radius)):
+        grown = 2 * step_norm if math.isinf(radius) else 2 * max(radius, step_norm)
+        return min(grown, max_radius)
+    return radius
+
+
+@dataclass(frozen=True)
+class TrustRegionOptions:
+    """The settings :class:`TrustRegion` and :class:`BoundedTrustRegion` share (validated here)."""
+
+    radius: float = 1.0
+    max_radius: float = 1000.0
+    eta: float = 0.15
+    curvature: Curvature = "ggn"
+    jacobian: JacobianMode = "matrix_free"
+    cg_maxiter: int = 250
+    cg_rtol: float | None = None
+
+    def __post_init__(self):
+        if not 0 < self.radius <= self.max_radius:
+            raise PdekitUserError(
+                f"need 0 < radius <= max_radius, got {self.radius}, {self.max_radius}"
+            )
+        if not 0 <= self.eta < 0.25:
+            raise PdekitUserError(f"eta must lie in [0, 1/4), got {self.eta}")
+        if self.curvature not in ("ggn", "hessian"):
+            raise PdekitUserError(f"curvature must be 'ggn' or 'hessian', got {self.curvature!r}")
+        if self.jacobian not in ("matrix_free", "dense"):
+            raise PdekitUserError(
+                f"jacobian must be 'matrix_free' or 'dense', got {self.jacobian!r}"
+            )
+        if self.cg_maxiter < 1:
+            raise PdekitUserError(f"cg_maxiter must be >= 1, got {self.cg_maxiter}")
 
 
 class _TrustRegionBase(torch.optim.Optimizer):
+    """One step for both optimizers; ``lower``/``upper`` are ``None`` without bounds."""
+
+    lower: torch.Tensor | None = None
+    upper: torch.Tensor | None = None
+
+    def _setup(self, params: Iterable, options: TrustRegionOptions) -> None:
+        super().__init__(params, asdict(options))
+        if len(self.param_groups) != 1:
+            raise PdekitUserError(f"{type(self).__name__} supports a single parameter group")
+        self.last_step: StepInfo | None = None
+
     def _state(self) -> dict:
         group = self.param_groups[0]
         state = self.state[group["params"][0]]
@@ -138,7 +296,7 @@ class _TrustRegionBase(torch.optim.Optimizer):
             state.update(n_steps=0, radius=float(group["radius"]))
         return state
 
-    def _products(self, lin: Linearization) -> Callable[[torch.Tensor], torch.Tensor]:
+    def _products(self, lin: Linearization) -> Operator:
         group = self.param_groups[0]
         if group["curvature"] == "hessian":
             return lambda v: lin.hvp(v[None])[0]
@@ -147,20 +305,54 @@ class _TrustRegionBase(torch.optim.Optimizer):
             return lambda v: J.T @ (J @ v)
         return lambda v: lin.ggn_vp(v[None])[0]
 
-    def _update_radius(self, state: dict, rho: float, step_norm: float, hit: bool) -> None:
+    def step(self, closure: Callable[[], torch.Tensor]) -> torch.Tensor:  # type: ignore[override]
+        """One trust-region step; returns the loss ``1/2 ||r||^2`` before the step."""
+        if closure is None:
+            raise PdekitUserError(
+                f"{type(self).__name__}.step needs a closure that returns the residual vector"
+            )
         group = self.param_groups[0]
-        if not rho == rho or rho < 0.25:
-            state["radius"] = 0.25 * min(state["radius"], max(step_norm, 1e-300))
-        elif rho > 0.75 and hit:
-            state["radius"] = min(2 * state["radius"], group["max_radius"])
+        state = self._state()
+        state["n_steps"] += 1
+        pv = ParamVector(group["params"])
+        x = pv.get()
+        lin = Linearization(closure, pv)
+        f0, g = lin.loss, lin.gradient()
+        radius = state["radius"]
+        bounded = self.lower is not None
+        tr = trust_region_step(
+            self._products(lin), g, radius,
+            scaling=ColemanLi.at(x, g, self.lower, self.upper) if bounded else None,
+            x=x if bounded else None, lower=self.lower, upper=self.upper,
+            rtol=group["cg_rtol"], maxiter=group["cg_maxiter"],
+        )
+        del lin  # frees the graph before the trial evaluation
+        its = tr.cg.iterations
+        if not tr.predicted > 0:  # zero gradient: nothing to do
+            self.last_step = StepInfo(f0, f0, False, 0.0, radius, float("nan"), its)
+            return torch.tensor(f0, dtype=torch.float64)
+        trial = x + tr.step
+        pv.set_(torch.minimum(torch.maximum(trial, self.lower), self.upper) if bounded else trial)
+        f_new = evaluate_loss(closure)
+        rho = (f0 - f_new) / tr.predicted if f_new == f_new else float("nan")
+        accepted = rho == rho and rho > group["eta"] and f_new < f0
+        if not accepted:
+            pv.set_(x)
+            f_new = f0
+        state["radius"] = update_radius(radius, rho, tr.step_norm, tr.cg.hit_boundary,
+                                        group["max_radius"])
+        self.last_step = StepInfo(f0, f_new, accepted, 1.0 if accepted else 0.0, radius, rho,
+                                  its, 2)
+        return torch.tensor(f0, dtype=torch.float64)
 
 
 class TrustRegion(_TrustRegionBase):
     """Hessian-free trust-region Newton/Gauss-Newton with Steihaug-Toint truncated CG.
 
     ``step(closure)`` takes a closure returning the **residual vector** (see
-    :class:`~pdekit.optim.GaussNewton`); each step solves one subproblem and evaluates one trial
-    point. A rejected step leaves the parameters unchanged.
+    :class:`~pdekit.optim.GaussNewton`); each step solves one subproblem
+    (:func:`trust_region_step`) and evaluates one trial point. A rejected step leaves the
+    parameters unchanged.
 
     Parameters
     ----------
@@ -169,7 +361,7 @@ class TrustRegion(_TrustRegionBase):
         Initial trust-region radius ``Delta_0`` (Euclidean norm of the parameter step).
     max_radius : float
     eta : float
-        Accept the step when ``rho > eta``.
+        Accept the step when ``rho > eta``; in ``[0, 1/4)``.
     curvature : {"ggn", "hessian"}
         ``B = J^T J`` (always positive semi-definite) or the exact Hessian of ``1/2 ||r||^2``
         (double backward; negative curvature is followed to the boundary).
@@ -210,52 +402,8 @@ class TrustRegion(_TrustRegionBase):
         cg_maxiter: int = 250,
         cg_rtol: float | None = None,
     ):
-        if not radius > 0 or not max_radius >= radius:
-            raise ValueError(f"need 0 < radius <= max_radius, got {radius}, {max_radius}")
-        if not 0 <= eta < 0.25:
-            raise ValueError(f"eta must lie in [0, 1/4), got {eta}")
-        if curvature not in ("ggn", "hessian"):
-            raise ValueError(f"curvature must be 'ggn' or 'hessian', got {curvature!r}")
-        if jacobian not in ("matrix_free", "dense"):
-            raise ValueError(f"jacobian must be 'matrix_free' or 'dense', got {jacobian!r}")
-        defaults = dict(radius=radius, max_radius=max_radius, eta=eta, curvature=curvature,
-                        jacobian=jacobian, cg_maxiter=cg_maxiter, cg_rtol=cg_rtol)
-        super().__init__(params, defaults)
-        if len(self.param_groups) != 1:
-            raise ValueError("TrustRegion supports a single parameter group")
-        self.last_step: StepInfo | None = None
-
-    def step(self, closure: Callable[[], torch.Tensor]) -> torch.Tensor:  # type: ignore[override]
-        """One trust-region step; returns the loss ``1/2 ||r||^2`` before the step."""
-        if closure is None:
-            raise ValueError("TrustRegion.step needs a closure that returns the residual vector")
-        group = self.param_groups[0]
-        state = self._state()
-        state["n_steps"] += 1
-        pv = ParamVector(group["params"])
-        lin = Linearization(closure, pv)
-        f0 = lin.loss
-        g = lin.gradient()
-        radius = state["radius"]
-        s, Bs, its, hit = steihaug_cg(self._products(lin), g, radius, rtol=group["cg_rtol"],
-                                      maxiter=group["cg_maxiter"])
-        del lin
-        pred = -(float(g @ s) + 0.5 * float(s @ Bs))
-        theta = pv.get()
-        if not pred > 0:  # zero gradient: nothing to do
-            self.last_step = StepInfo(f0, f0, False, 0.0, radius, float("nan"), its)
-            return torch.tensor(f0, dtype=torch.float64)
-        pv.set_(theta + s)
-        f_new = evaluate_loss(closure)
-        rho = (f0 - f_new) / pred if f_new == f_new else float("nan")
-        accepted = rho == rho and rho > group["eta"] and f_new < f0
-        if not accepted:
-            pv.set_(theta)
-            f_new = f0
-        self._update_radius(state, rho, float(s.norm()), hit)
-        self.last_step = StepInfo(f0, f_new, accepted, 1.0 if accepted else 0.0, radius, rho,
-                                  its, 2)
-        return torch.tensor(f0, dtype=torch.float64)
+        self._setup(params, TrustRegionOptions(radius, max_radius, eta, curvature, jacobian,
+                                               cg_maxiter, cg_rtol))
 
 
 def _bound_vector(bound, pv: ParamVector, fill: float) -> torch.Tensor:
@@ -265,11 +413,13 @@ def _bound_vector(bound, pv: ParamVector, fill: float) -> torch.Tensor:
         return torch.full((pv.p,), value, dtype=pv.dtype, device=pv.device)
     parts = list(bound)
     if len(parts) != len(pv.params):
-        raise ValueError(f"give one bound per parameter tensor ({len(pv.params)}), got {len(parts)}")
+        raise PdekitUserError(
+            f"give one bound per parameter tensor ({len(pv.params)}), got {len(parts)}"
+        )
     out = []
     for b, p in zip(parts, pv.params):
         if p.is_complex():
-            raise ValueError("bounds on complex parameters are not supported")
+            raise PdekitUserError("bounds on complex parameters are not supported")
         b = fill if b is None else b
         out.append(torch.as_tensor(b, dtype=pv.dtype, device=pv.device).expand(p.shape).reshape(-1))
     return torch.cat(out)
@@ -278,13 +428,9 @@ def _bound_vector(bound, pv: ParamVector, fill: float) -> torch.Tensor:
 class BoundedTrustRegion(_TrustRegionBase):
     """Trust region with bounds ``lower <= theta <= upper`` by Coleman-Li affine scaling.
 
-    Iterates stay strictly inside the box (an infeasible start is moved inside). At ``theta``
-    with gradient ``g``, let ``v_i = u_i - theta_i`` if ``g_i < 0`` and ``u_i`` is finite,
-    ``v_i = theta_i - l_i`` if ``g_i > 0`` and ``l_i`` is finite, else 1; ``D = diag(sqrt(v))``.
-    The Steihaug subproblem is solved for ``s_hat`` with gradient ``D g`` and curvature
-    ``D B D + diag(|g_i| [v_i from a finite bound])``; the step ``s = D s_hat`` is shortened to
-    ``theta_step = max(0.995, 1 - ||D g||_inf)`` times the distance to the nearest bound it would
-    cross. At a bound-constrained minimiser ``D g -> 0``.
+    Iterates stay strictly inside the box (an infeasible start is moved inside). The subproblem
+    is :func:`trust_region_step` with the :class:`ColemanLi` scaling at the iterate; the radius
+    bounds the *scaled* step ``||s_hat||``. At a bound-constrained minimiser ``D g -> 0``.
 
     Parameters
     ----------
@@ -292,7 +438,7 @@ class BoundedTrustRegion(_TrustRegionBase):
     lower, upper : float, or sequence (one float/tensor/None per parameter tensor), optional
         ``None`` means unbounded on that side.
     radius, max_radius, eta, curvature, jacobian, cg_maxiter, cg_rtol
-        As in :class:`TrustRegion`; the radius bounds the *scaled* step ``||s_hat||``.
+        As in :class:`TrustRegion` (``eta`` defaults to 0 here).
 
     Examples
     --------
@@ -329,22 +475,14 @@ class BoundedTrustRegion(_TrustRegionBase):
         cg_maxiter: int = 250,
         cg_rtol: float | None = None,
     ):
-        if not radius > 0 or not max_radius >= radius:
-            raise ValueError(f"need 0 < radius <= max_radius, got {radius}, {max_radius}")
-        if curvature not in ("ggn", "hessian"):
-            raise ValueError(f"curvature must be 'ggn' or 'hessian', got {curvature!r}")
-        defaults = dict(radius=radius, max_radius=max_radius, eta=eta, curvature=curvature,
-                        jacobian=jacobian, cg_maxiter=cg_maxiter, cg_rtol=cg_rtol)
-        super().__init__(params, defaults)
-        if len(self.param_groups) != 1:
-            raise ValueError("BoundedTrustRegion supports a single parameter group")
+        self._setup(params, TrustRegionOptions(radius, max_radius, eta, curvature, jacobian,
+                                               cg_maxiter, cg_rtol))
         pv = ParamVector(self.param_groups[0]["params"])
         self.lower = _bound_vector(lower, pv, -math.inf)
         self.upper = _bound_vector(upper, pv, math.inf)
         if bool((self.lower >= self.upper).any()):
-            raise ValueError("every lower bound must be below its upper bound")
+            raise PdekitUserError("every lower bound must be below its upper bound")
         self._make_strictly_feasible(pv)
-        self.last_step: StepInfo | None = None
 
     def _make_strictly_feasible(self, pv: ParamVector, rstep: float = 1e-10) -> None:
         x = pv.get()
@@ -356,66 +494,3 @@ class BoundedTrustRegion(_TrustRegionBase):
         mid = lo + 0.5 * span
         inner = torch.where(eps_lo >= eps_up, mid, inner)  # a very tight box: its middle
         pv.set_(inner)
-
-    def _scaling(self, x: torch.Tensor, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Coleman-Li ``v`` and ``|dv|`` (1 where ``v`` comes from a finite bound)."""
-        lo, up = self.lower, self.upper
-        to_upper = (g < 0) & torch.isfinite(up)
-        to_lower = (g > 0) & torch.isfinite(lo)
-        v = torch.ones_like(x)
-        v = torch.where(to_upper, up - x, v)
-        v = torch.where(to_lower, x - lo, v)
-        dv = (to_upper | to_lower).to(x.dtype)
-        return v, dv
-
-    def step(self, closure: Callable[[], torch.Tensor]) -> torch.Tensor:  # type: ignore[override]
-        """One scaled trust-region step; returns the loss ``1/2 ||r||^2`` before the step."""
-        if closure is None:
-            raise ValueError("BoundedTrustRegion.step needs a closure returning the residual")
-        group = self.param_groups[0]
-        state = self._state()
-        state["n_steps"] += 1
-        pv = ParamVector(group["params"])
-        x = pv.get()
-        lin = Linearization(closure, pv)
-        f0 = lin.loss
-        g = lin.gradient()
-        v, dv = self._scaling(x, g)
-        D = v.sqrt()
-        g_h = D * g
-        C = g.abs() * dv
-        B = self._products(lin)
-
-        def hvp_scaled(u: torch.Tensor) -> torch.Tensor:
-            return D * B(D * u) + C * u
-
-        radius = state["radius"]
-        s_h, Bs_h, its, hit = steihaug_cg(hvp_scaled, g_h, radius, rtol=group["cg_rtol"],
-                                          maxiter=group["cg_maxiter"])
-        del lin
-        s = D * s_h
-        # step back from the bounds (strict feasibility)
-        with torch.no_grad():
-            t_up = torch.where(s > 0, (self.upper - x) / torch.where(s > 0, s, 1.0), math.inf)
-            t_lo = torch.where(s < 0, (self.lower - x) / torch.where(s < 0, s, 1.0), math.inf)
-            t_max = float(torch.minimum(t_up, t_lo).min()) if s.numel() else math.inf
-        if t_max <= 1.0:
-            theta_back = max(0.995, 1.0 - float(g_h.abs().max()))
-            scale = theta_back * t_max
-            s_h, Bs_h = scale * s_h, scale * Bs_h
-            s = D * s_h
-        pred = -(float(g_h @ s_h) + 0.5 * float(s_h @ Bs_h))
-        if not pred > 0:
-            self.last_step = StepInfo(f0, f0, False, 0.0, radius, float("nan"), its)
-            return torch.tensor(f0, dtype=torch.float64)
-        pv.set_(torch.minimum(torch.maximum(x + s, self.lower), self.upper))  # round-off only
-        f_new = evaluate_loss(closure)
-        rho = (f0 - f_new) / pred if f_new == f_new else float("nan")
-        accepted = rho == rho and rho > group["eta"] and f_new < f0
-        if not accepted:
-            pv.set_(x)
-            f_new = f0
-        self._update_radius(state, rho, float(s_h.norm()), hit)
-        self.last_step = StepInfo(f0, f_new, accepted, 1.0 if accepted else 0.0, radius, rho,
-                                  its, 2)
-        return torch.tensor(f0, dtype=torch.float64)

@@ -16,6 +16,7 @@ from pdekit.inverse import (
     estimate,
     steihaug_cg,
 )
+from pdekit.optim import LineSearch
 
 
 def _smooth_problem(n=15, parameterisation=None, noise=1e-5, weight=1e-8):
@@ -57,7 +58,8 @@ def _grf_problem(n=17):
     return InverseProblem(model, prior), obs
 
 
-def test_gauss_newton_needs_far_fewer_solves_than_lbfgs():
+def test_gauss_newton_reaches_the_lbfgs_objective_in_fewer_solves():
+    # on this small problem the ratio is about 2/3 (62 against 91 solves): fewer, not half
     problem, obs = _grf_problem()
     lb = estimate(problem, obs, "lbfgs", max_iter=40)
     gn = estimate(problem, obs, "gauss-newton", gtol=1e-6)
@@ -98,6 +100,27 @@ def test_steihaug_stops_on_boundary_and_negative_curvature():
     out = steihaug_cg(lambda v: H @ v, g, radius=3.0)
     assert out.reason == "negative curvature"
     assert float(out.s.norm()) == pytest.approx(3.0)
+
+
+def test_drivers_use_the_optim_stack():
+    import sys
+
+    import pdekit.optim as optim
+
+    # the package attribute ``trust_region`` is the driver function: take the modules
+    gn = sys.modules["pdekit.inverse.gauss_newton"]
+    tr = sys.modules["pdekit.inverse.trust_region"]
+
+    assert steihaug_cg is optim.steihaug_cg and EisenstatWalker is optim.EisenstatWalker
+    assert gn.steihaug_cg is optim.steihaug_cg and tr.trust_region_step is optim.trust_region_step
+
+
+def test_gauss_newton_line_search_rule_is_used():
+    g, truth, problem, obs = _smooth_problem(n=9)
+    rule = LineSearch("armijo", c=1e-4, shrink=0.5, max_steps=1, strict=False)
+    res = estimate(problem, obs, "gauss-newton", max_iter=5, line_search=rule)
+    assert all(h.get("step", 1.0) in (1.0, 0.5) for h in res.history)
+    assert res.history[-1]["objective"] < res.history[0]["objective"]
 
 
 def test_eisenstat_walker_choices():

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from pdekit.optim import (
+    Damping,
     GaussNewton,
     Linearization,
     ParamVector,
@@ -21,7 +22,7 @@ def test_linear_least_squares_in_one_undamped_step(n, p):
     y = torch.randn(n, generator=g, dtype=F64)
     x = torch.randn(p, generator=g, dtype=F64).requires_grad_(True)
     x0 = x.detach().clone()
-    opt = GaussNewton([x], damping=0.0, adaptive_damping=False, line_search="none")
+    opt = GaussNewton([x], damping=Damping(0.0, adaptive=False), line_search="none")
     opt.step(lambda: A @ x - y)
     assert opt.last_step.accepted
     # over-determined: the least-squares solution; under-determined: the solution nearest x0
@@ -55,7 +56,7 @@ def _exp_fit():
 def test_rejected_step_never_increases_the_loss():
     w, closure = _exp_fit()
     # a far too long fixed step: GN with alpha = 50 overshoots, so steps get rejected
-    opt = GaussNewton([w], lr=50.0, damping=1e-8, line_search="none", damping_increase=10.0)
+    opt = GaussNewton([w], lr=50.0, damping=Damping(1e-8, increase=10.0), line_search="none")
     rejected = 0
     for _ in range(30):
         before = w.detach().clone()

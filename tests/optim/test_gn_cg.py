@@ -2,7 +2,7 @@ import pytest
 import torch
 
 import pdekit.core.krylov as krylov
-from pdekit.optim import GaussNewton, GaussNewtonCG, functional_residual
+from pdekit.optim import Damping, GaussNewton, GaussNewtonCG, functional_residual
 
 F64 = torch.float64
 
@@ -52,7 +52,7 @@ def test_direction_matches_dense_gauss_newton():
     results = []
     for opt_cls, kw in ((GaussNewton, {}), (GaussNewtonCG, dict(cg_rtol=1e-13, cg_maxiter=500))):
         net.load_state_dict(state)
-        opt = opt_cls(net.parameters(), damping=1e-3, line_search="none", adaptive_damping=False,
+        opt = opt_cls(net.parameters(), damping=Damping(1e-3, adaptive=False), line_search="none",
                       **kw)
         opt.step(lambda: (net(x) - y).flatten())
         results.append(torch.cat([p.detach().flatten() for p in net.parameters()]))

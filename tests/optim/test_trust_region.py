@@ -42,11 +42,11 @@ def test_rejected_step_never_increases_the_loss():
 def test_steihaug_stops_at_the_boundary_on_negative_curvature():
     B = torch.diag(torch.tensor([1.0, -1.0], dtype=F64))
     g = torch.tensor([1.0, 1.0], dtype=F64)
-    s, Bs, _, hit = steihaug_cg(lambda x: B @ x, g, 2.0)
-    assert hit
-    assert float(s.norm()) == pytest.approx(2.0)
-    torch.testing.assert_close(Bs, B @ s)
-    assert float(g @ s + 0.5 * s @ Bs) < 0  # the model decreased
+    out = steihaug_cg(lambda x: B @ x, g, 2.0)
+    assert out.hit_boundary and out.reason == "negative curvature"
+    assert float(out.s.norm()) == pytest.approx(2.0)
+    torch.testing.assert_close(out.Hs, B @ out.s)
+    assert out.predicted_reduction(g) > 0  # the model decreased
 
 
 def test_bounded_trust_region_stays_feasible_and_matches_scipy():

@@ -434,3 +434,110 @@ def test_skr_headline_darcy_100x100():
     print(f"GCRO-DR {mv_gcrodr} ({t_gcrodr:.2f} s/system), gcrotmk {mv_gcrot}, GMRES {its_gmres}")
     assert np.mean(its_gmres) >= 5 * np.mean(mv_gcrodr)
     assert np.mean(mv_gcrodr) <= np.mean(mv_gcrot)
+
+
+# ---------------------------------------------------------------------------------------------
+# cheap and adaptive recycling
+# ---------------------------------------------------------------------------------------------
+
+
+class _CountingOperator:
+    """A shared operator (acts on any batch) that records the batch size of every call."""
+
+    batch = 1
+
+    def __init__(self, A):
+        self.A, self.shape, self.calls = A, A.shape, []
+
+    def as_linear_operator(self):
+        from pdekit.core.linop import LinearOperator
+
+        def mv(X):
+            self.calls.append(X.shape[0])
+            return t64((self.A @ X.numpy().T).T)
+
+        return LinearOperator(self.shape, mv, symmetric=True)
+
+
+@pytest.mark.parametrize("method", ["gcrodr", "rcg"])
+def test_rebuild_of_c_is_one_batched_application(seq, method):
+    mats, b = seq
+    opts = {"m": 20, "k": 8} if method == "gcrodr" else {"k": 8}
+    first = recycled_solve(mats[0], b, method=method, rtol=1e-8, adapt=False, **opts)
+    op = _CountingOperator(mats[1])
+    res = recycled_solve(op, b, method=method, rtol=1e-8, recycle=first.recycle, maxiter=0,
+                         adapt=False, **opts)
+    k = int(first.recycle.rank[0])
+    assert op.calls[0] == k and res.matvecs == k + len(op.calls) - 1  # k columns, one call
+    U, C = res.recycle.U[0].numpy(), res.recycle.C[0].numpy()
+    if method == "gcrodr":
+        assert np.abs(C.T @ C - np.eye(C.shape[1])).max() < 1e-12
+    else:
+        assert np.abs(U.T @ C - np.eye(U.shape[1])).max() < 1e-9  # A-orthonormal W
+    assert np.abs(mats[1] @ U - C).max() < 1e-9 * np.abs(C).max()
+
+
+def test_adaptive_rcg_switches_off_under_a_strong_preconditioner(seq):
+    mats, b = seq
+    space, log = None, []
+    for A in mats[:4]:
+        lu = spla.splu(A.tocsc())
+        M = lambda X, lu=lu: t64(lu.solve(X.numpy().T).T)  # noqa: E731 (exact: 1-2 iterations)
+        res = recycled_solve(A, b, method="rcg", k=8, rtol=1e-9, M=M, recycle=space)
+        ref = solve(A, b, "cg", rtol=1e-9, M=M)
+        space = res.recycle
+        log.append((int(res.iterations), res.matvecs, int(ref.iterations), ref.matvecs))
+        assert res.all_converged and relerr(res.x, A, b) < 1e-8
+    assert not space.recycling_active and space.k == 0 and space.reason.startswith("off")
+    assert space.stats.k_used == 0
+    for its, mv, its_ref, mv_ref in log[1:]:  # recycling off from the second system: plain PCG
+        assert (its, mv) == (its_ref, mv_ref), log
+    # without the rule the same sequence keeps recycling (and pays k matvecs per system)
+    space = None
+    for A in mats[:3]:
+        lu = spla.splu(A.tocsc())
+        M = lambda X, lu=lu: t64(lu.solve(X.numpy().T).T)  # noqa: E731
+        space = recycled_solve(A, b, method="rcg", k=8, rtol=1e-9, M=M, recycle=space,
+                               adapt=False).recycle
+    assert space.recycling_active and space.k == 8 and space.stats is None
+
+
+def _slow(A, seconds=1e-3):
+    """``A`` as a black-box callable whose cost is dominated by a fixed delay per matvec."""
+
+    def mv(X):
+        time.sleep(seconds)
+        return t64((A @ X.numpy().T).T)
+
+    return mv
+
+
+@pytest.mark.parametrize("method", ["rcg", "gcrodr"])
+def test_adaptive_recycling_stays_on_when_it_pays(seq, method):
+    mats, b = seq
+    opts = {"m": 30, "k": 10} if method == "gcrodr" else {"k": 8}
+    plain_method, plain_opts = ("gmres", {"restart": 30}) if method == "gcrodr" else ("cg", {})
+    space, mv, mv_plain = None, [], []
+    for A in mats[:5]:
+        res = recycled_solve(_slow(A), b, method=method, rtol=1e-8, recycle=space, **opts)
+        space = res.recycle
+        mv.append(res.matvecs)
+        mv_plain.append(solve(A, b, plain_method, rtol=1e-8, **plain_opts).matvecs)
+        assert res.all_converged and relerr(res.x, A, b) < 1e-6
+    assert space.recycling_active and space.k == opts["k"], space.reason
+    assert space.reason.startswith("recycling") and space.stats.plain_iterations > 0
+    assert sum(mv[1:]) < 0.9 * sum(mv_plain[1:]), (mv, mv_plain)
+
+
+def test_adaptive_gcrodr_off_reproduces_gmres(seq):
+    mats, b = seq
+    space = None
+    for A in mats[:4]:
+        lu = spla.splu(A.tocsc())
+        M = lambda X, lu=lu: t64(lu.solve(X.numpy().T).T)  # noqa: E731
+        res = recycled_solve(A, b, method="gcrodr", m=20, k=8, rtol=1e-9, M=M, recycle=space)
+        space = res.recycle
+    ref = solve(mats[3], b, "gmres", restart=20, rtol=1e-9, M=M)
+    assert not space.recycling_active and space.k == 0
+    assert res.iterations.tolist() == ref.iterations.tolist() and res.matvecs == ref.matvecs
+    assert torch.allclose(res.x, ref.x, rtol=1e-12, atol=0)

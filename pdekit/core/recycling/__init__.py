@@ -30,9 +30,16 @@ residual satisfies ``||b_i - A x_i|| <= max(rtol ||b_i||, atol)``; one iteration
 recycle space, :func:`gcrodr` is GMRES(m) and reproduces :func:`pdekit.core.krylov.gmres` (same
 iterates, iterations, matvecs and residual history: the true residual is recomputed every cycle).
 With ``k > 0`` a cycle restarts from the recursively updated residual ``V (beta e1 - H y)`` (one
-matvec per cycle saved) and the true residual is computed only to confirm convergence. Small dense
-algebra (Givens rotations, eigenproblems, QR of small matrices) runs in float64 on the host; the
-``(B, n, .)`` blocks stay on the device and dtype of ``b``.
+matvec per cycle saved) and the true residual is computed only to confirm convergence. The small
+dense algebra (eigenproblems, QR, SVD) is batched over the chains in float64 torch (on the device
+for deflated CG; on the host, where the Givens rotations live, for GCRO-DR); the ``(B, n, .)``
+blocks stay on the device and dtype of ``b``. Rebuilding ``C = A U`` for a new matrix is one
+batched application of ``A`` (and ``M``) to all ``k`` columns when the operator allows it.
+
+Both solvers decide for themselves whether recycling pays (``adapt=True``, the default): they cap
+``k`` by the iterations a plain solve needs, then measure the recycled solves against the plain
+one, halving ``k`` or switching recycling off (``k = 0``, the plain method exactly). The decision
+travels in ``RecycleSpace.stats`` (:class:`RecycleStats`: ``active``, ``k_used``, ``reason``).
 
 Which vectors to recycle
 ------------------------
@@ -57,6 +64,6 @@ References
 from pdekit.core.recycling.gcrodr import gcrodr
 from pdekit.core.recycling.rcg import rcg
 from pdekit.core.recycling.solve import recycled_solve
-from pdekit.core.recycling.space import RecycleSpace
+from pdekit.core.recycling.space import RecycleSpace, RecycleStats
 
-__all__ = ["RecycleSpace", "gcrodr", "rcg", "recycled_solve"]
+__all__ = ["RecycleSpace", "RecycleStats", "gcrodr", "rcg", "recycled_solve"]

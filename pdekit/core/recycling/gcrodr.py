@@ -13,10 +13,10 @@ References
 
 from __future__ import annotations
 
+import time
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
-import scipy.linalg as sla
 import torch
 
 from pdekit.core.krylov_base import (
@@ -31,160 +31,170 @@ from pdekit.core.krylov_base import (
     select,
 )
 from pdekit.core.recycling.space import (
+    ADAPT_DOC,
     RECYCLE_PARAMETERS,
     RECYCLE_RETURNS,
+    AdaptOptions,
     RecycleRun,
     RecycleSpace,
+    column_mask,
     drop_tol,
     export_space,
     import_space,
-    independent_columns,
+    needs_rebuild,
+    orthonormalize,
+    plan,
+    review,
 )
 from pdekit.core.solve_result import SolveResult
 
 __all__ = ["gcrodr"]
 
 
-def _select(theta: np.ndarray, vecs: np.ndarray, k: int) -> np.ndarray:
-    """Real basis of the eigenvectors of the ``k`` eigenvalues of smallest modulus.
+def select_pairs(lam: torch.Tensor, vecs: torch.Tensor, score: torch.Tensor, k: int):
+    """Real basis (B, d, k) of the eigenvectors of the ``k`` eigenvalues of highest ``score``.
 
-    A complex-conjugate pair enters as (Re, Im) and is never split: when it straddles ``k``, only
-    ``k - 1`` vectors are returned. Infinite or NaN eigenvalues are never selected.
+    ``lam`` (B, d) and ``vecs`` (B, d, d) are complex eigenpairs, ``score`` (B, d) real, with
+    ``-inf`` for eigenvalues that must not be chosen. A complex-conjugate pair enters as (Re, Im)
+    and is never split: when it straddles ``k``, ``k - 1`` vectors are kept. Returns the basis
+    (columns beyond the count are zero) and the count per chain. Batched, on ``lam``'s device.
     """
-    mod = np.abs(theta)
-    mod[~np.isfinite(mod)] = np.inf
-    cols: list[np.ndarray] = []
-    for i in np.argsort(mod, kind="stable"):
-        if len(cols) >= k or not np.isfinite(mod[i]):
-            break
-        if theta[i].imag == 0:
-            cols.append(vecs[:, i].real)
-        elif theta[i].imag > 0:  # the conjugate (imag < 0) is represented by the same pair
-            if len(cols) + 2 > k:
-                break
-            cols += [vecs[:, i].real, vecs[:, i].imag]
-    if not cols:
-        return np.zeros((vecs.shape[0], 0))
-    return np.stack(cols, axis=1)
+    d = lam.shape[-1]
+    first = torch.argsort(-lam.imag, dim=1, stable=True)  # the +imag member of a pair first
+    order = first.gather(1, torch.argsort(-score.gather(1, first), dim=1, stable=True))
+    lam_s = lam.gather(1, order)
+    ok = torch.isfinite(score.gather(1, order))
+    vec_s = vecs.gather(2, order[:, None, :].expand(-1, d, -1))
+    kk = min(k, d)
+    count = torch.clamp(ok.sum(1), max=kk)
+    last = lam_s.imag.gather(1, (count - 1).clamp(min=0)[:, None])[:, 0]
+    count = count - ((count > 0) & (last > 0)).long()
+    basis = torch.where(lam_s.imag[:, None, :kk] >= 0, vec_s.real[:, :, :kk], vec_s.imag[:, :, :kk])
+    out = torch.zeros(lam.shape[0], d, k, dtype=basis.dtype, device=basis.device)
+    out[:, :, :kk] = basis * (torch.arange(kk, device=lam.device)[None, :] < count[:, None])[:, None]
+    return out, count
 
+
+def _select(theta, vecs, k: int):
+    """:func:`select_pairs` for one chain with numpy inputs, smallest ``|theta|`` first."""
+    lam = torch.as_tensor(np.asarray(theta, dtype=complex))[None]
+    score = -lam.abs()
+    score = torch.where(torch.isfinite(score), score, torch.full_like(score, -torch.inf))
+    basis, count = select_pairs(lam, torch.as_tensor(np.asarray(vecs, dtype=complex))[None],
+                                score, k)
+    return basis[0, :, : int(count[0])].numpy()
 
 
 def _rebuild_c(pb: RecycleRun, U, C, P, rank, recycle, same_operator):
-    """Refresh ``P = M U`` and ``C = qr(A P)`` after a change of ``A`` or ``M`` (k matvecs)."""
+    """Refresh ``P = M U`` and ``C = qr(A P)`` after a change of ``A`` or ``M``: one batched
+    application of ``M`` and one of ``A`` (``k`` matvecs) to all columns, QR + SVD in torch."""
     kmax = int(rank.max())
     changed_a = not same_operator and (pb.keyA is None or pb.keyA != recycle.operator_key)
     changed_m = not same_operator and (pb.keyM is None or pb.keyM != recycle.preconditioner_key)
     if changed_m or (P is None) != (pb.M is None):
-        P = None if pb.M is None else pb.columns(pb.precond, U, kmax)
+        P = None if pb.M is None else pb.block("M", U, kmax)
         changed_a = True
     if not changed_a:
         return U, C, P, rank
-    AP = pb.columns(pb.matvec, U if P is None else P, kmax)
-    Q, R = torch.linalg.qr(AP[:, :kmax].transpose(1, 2))
-    Rn = R.detach().to(torch.float64).cpu().numpy()
-    B = U.shape[0]
-    T = np.zeros((B, kmax, kmax))
-    S = np.zeros((B, kmax, kmax))
-    new_rank = np.zeros_like(rank)
-    tol = drop_tol(U.dtype)
-    for i in range(B):
-        rb = int(rank[i])
-        keep = independent_columns(Rn[i, :rb, :rb], tol)
-        if keep.size == 0:
-            continue
-        Q2, R2 = np.linalg.qr(Rn[i, :rb][:, keep])
-        T[i, keep, : keep.size] = np.linalg.inv(R2)
-        S[i, :rb, : keep.size] = Q2
-        new_rank[i] = keep.size
-    Tt = torch.from_numpy(T).to(U)
-    St = torch.from_numpy(S).to(U)
+    AP = pb.block("A", U if P is None else P, kmax)
+    Q, T, r = orthonormalize(AP[:, :kmax], drop_tol(U.dtype))
 
-    def mix(X, M):
+    def mix(X):
         out = torch.zeros_like(X)
-        out[:, :kmax] = torch.bmm(M.transpose(1, 2), X[:, :kmax])
+        out[:, :kmax] = torch.bmm(T.transpose(1, 2), X[:, :kmax])
         return out
 
     C = torch.zeros_like(U)
-    C[:, :kmax] = torch.bmm(St.transpose(1, 2), Q.transpose(1, 2))
-    return mix(U, Tt), C, (None if P is None else mix(P, Tt)), new_rank
+    C[:, :kmax] = Q
+    return mix(U), C, (None if P is None else mix(P)), r.cpu().numpy()
 
 
+def _pencil(parts, selection: str, k: int):
+    """Coefficients ``Pk`` (B, dim, k) of the recycled vectors in ``Vhat`` after one cycle.
 
-def _cycle_update(G_parts, k, tol, selection):
-    """Transformations (TU, TC) of the recycle update of one chain after a cycle.
-
-    With ``Vhat = [U D, V_L]`` and ``What = [C, V_{L+1}]``, ``A M Vhat = What G`` and
-    ``N = What^T Vhat``. The chosen coefficient vectors ``Pk`` give ``U = Vhat Pk R^{-1}`` and
-    ``C = What Q`` with ``G Pk = Q R``, so that ``C = A M U`` and ``C^T C = I``.
+    ``parts`` hold, per chain and zero-padded to ``dim = k + Lmax`` (slots ``[U D, V_L]``) and
+    ``dim + 1`` rows (``[C, V_{L+1}]``): ``G`` with ``A M Vhat = What G``, ``N = What^T Vhat``,
+    the Ritz Gram matrix and the valid columns. Invalid columns are unit vectors at invalid rows,
+    so that they decouple and are never selected.
     """
-    ka, L, d, Bc, H, CtU, VtU, UtU = G_parts
-    dim = ka + L
-    G = np.zeros((dim + 1, dim))
-    G[:ka, :ka] = np.diag(d)
-    G[:ka, ka:] = Bc
-    G[ka:, ka:] = H
-    N = np.zeros((dim + 1, dim))
-    N[:ka, :ka] = CtU * d
-    N[ka:, :ka] = VtU * d
-    N[ka : ka + L, ka:] = np.eye(L)
+    G, N, gram, col_ok = parts
     if selection == "harmonic":
-        # G^T G p = theta G^T N p, solved as the better conditioned pencil (R, Q^T N), G = Q R
-        Qg, Rg = np.linalg.qr(G)
-        theta, vecs = sla.eig(Rg, Qg.T @ N)
+        # G^T G p = theta G^T N p  <=>  R^{-1} Q^T N p = p / theta  (G = Q R): largest |1/theta|
+        Qg, Rg = torch.linalg.qr(G)
+        K = torch.linalg.solve_triangular(Rg, Qg.transpose(1, 2) @ N, upper=True)
+        lam, vecs = torch.linalg.eig(K)
+        score = lam.abs()
+        score = torch.where(score > 0, score, torch.full_like(score, -torch.inf))
     else:  # Ritz: Vhat^T A Vhat p = theta Vhat^T Vhat p, with Vhat^T A Vhat = N^T G
-        gram = np.eye(dim)
-        gram[:ka, :ka] = UtU * np.outer(d, d)
-        gram[ka:, :ka] = VtU[:L] * d
-        gram[:ka, ka:] = gram[ka:, :ka].T
-        theta, vecs = sla.eig(N.T @ G, gram)
-    Pk = _select(theta, vecs, k)
-    keep = independent_columns(G @ Pk, tol)
-    if keep.size == 0:
-        return None
-    Pk = Pk[:, keep]
-    Q, R = np.linalg.qr(G @ Pk)
-    TU = np.linalg.solve(R.T, Pk.T).T  # Pk R^{-1} (R is small and well conditioned)
-    TU[:ka] *= d[:, None]  # the U rows act on U D (column scaling)
-    return TU, Q
-
+        lam, vecs = torch.linalg.eig(torch.linalg.solve(gram, N.transpose(1, 2) @ G))
+        score = -lam.abs()
+    support = (vecs.abs() ** 2 * col_ok[:, :, None]).sum(1) > 0.5 * (vecs.abs() ** 2).sum(1)
+    score = torch.where(support & torch.isfinite(score), score, torch.full_like(score, -torch.inf))
+    Pk, _ = select_pairs(lam, vecs, score, k)
+    return Pk
 
 
 def _update_space(U, C, P, V, Z, H, Bc, rank, L, full, k, tol, selection):
-    """New (U, C, P) from the harmonic Ritz vectors of the cycle, for the chains in ``full``."""
+    """New (U, C, P) from the harmonic Ritz vectors of the cycle, for the chains in ``full``.
+
+    All chains at once: the small pencils are padded to a common size, batched in float64 torch
+    on the host (where the Hessenberg matrix lives).
+    """
     B, _, n = U.shape
     Lmax = V.shape[1] - 1
-    unorm = torch.linalg.vector_norm(U, dim=2).detach().to(torch.float64).cpu().numpy()
-    CtU = torch.bmm(C, U.transpose(1, 2)).detach().to(torch.float64).cpu().numpy()
-    VtU = torch.bmm(V, U.transpose(1, 2)).detach().to(torch.float64).cpu().numpy()
-    UtU = torch.bmm(U, U.transpose(1, 2)).detach().to(torch.float64).cpu().numpy()
-    TU = np.zeros((B, k + Lmax, k))
-    TC = np.zeros((B, k + Lmax + 1, k))
-    new_rank = rank.copy()
-    for i in range(B):
-        ka = int(rank[i])
-        if not full[i]:
-            TU[i, :k, :k] = np.eye(k)
-            TC[i, :k, :k] = np.eye(k)
-            continue
-        Li = int(L[i])
-        d = 1.0 / unorm[i, :ka]
-        parts = (ka, Li, d, Bc[i, :ka, :Li], H[i, : Li + 1, :Li], CtU[i, :ka, :ka],
-                 VtU[i, : Li + 1, :ka], UtU[i, :ka, :ka])
-        out = _cycle_update(parts, k, tol, selection)
-        if out is None:  # nothing usable: keep the old space
-            TU[i, :k, :k] = np.eye(k)
-            TC[i, :k, :k] = np.eye(k)
-            continue
-        tu, tc = out
-        kn = tu.shape[1]
-        TU[i, :ka, :kn] = tu[:ka]
-        TU[i, k : k + Li, :kn] = tu[ka:]
-        TC[i, :ka, :kn] = tc[:ka]
-        TC[i, k : k + Li + 1, :kn] = tc[ka:]
-        new_rank[i] = kn
-    TUt = torch.from_numpy(TU).to(U)
-    TCt = torch.from_numpy(TC).to(U)
-    TUt, TCt = TUt.transpose(1, 2), TCt.transpose(1, 2)
+    dim = k + Lmax
+    f64 = {"dtype": torch.float64, "device": "cpu"}
+    ka = torch.as_tensor(rank, device="cpu")
+    Lt = torch.as_tensor(L, device="cpu")
+    u_ok = column_mask(ka, k)
+    v_ok = column_mask(Lt, Lmax)
+    col_ok = torch.cat([u_ok, v_ok], 1)
+    row_ok = torch.cat([u_ok, column_mask(Lt + 1, Lmax + 1)], 1)
+    unorm = torch.linalg.vector_norm(U, dim=2).to(**f64)
+    d = torch.where(u_ok, 1.0 / torch.where(u_ok, unorm, torch.ones_like(unorm)),
+                    torch.ones_like(unorm))
+    CtU = torch.bmm(C, U.transpose(1, 2)).to(**f64)
+    VtU = torch.bmm(V, U.transpose(1, 2)).to(**f64)
+    G = torch.zeros(B, dim + 1, dim, **f64)
+    G[:, :k, :k] = torch.diag_embed(d)
+    G[:, :k, k:] = torch.as_tensor(Bc, **f64)
+    G[:, k:, k:] = torch.as_tensor(H, **f64)
+    N = torch.zeros(B, dim + 1, dim, **f64)
+    N[:, :k, :k] = CtU * d[:, None, :]
+    N[:, k:, :k] = VtU * d[:, None, :]
+    N[:, k : k + Lmax, k:] = torch.eye(Lmax, **f64)
+    mask = row_ok[:, :, None] & col_ok[:, None, :]
+    G, N = G * mask, N * mask
+    # invalid column j -> unit entry at an invalid row: U slot j at row j, V slot j at row k+j+1
+    rows = torch.cat([torch.arange(k), torch.arange(k + 1, dim + 1)])
+    unit = torch.zeros(B, dim + 1, dim, **f64)
+    unit[:, rows, torch.arange(dim)] = (~col_ok).to(torch.float64)
+    G = G + unit
+    gram = None
+    if selection != "harmonic":
+        UtU = torch.bmm(U, U.transpose(1, 2)).to(**f64)
+        gram = torch.zeros(B, dim, dim, **f64)
+        gram[:, :k, :k] = UtU * d[:, :, None] * d[:, None, :]
+        gram[:, k:, :k] = VtU[:, :Lmax] * d[:, None, :]
+        gram[:, :k, k:] = gram[:, k:, :k].transpose(1, 2)
+        cm = col_ok[:, :, None] & col_ok[:, None, :]
+        gram = gram * cm + torch.diag_embed((~col_ok).to(torch.float64))
+        gram[:, k:, k:] += torch.diag_embed(col_ok[:, k:].to(torch.float64))
+    Pk = _pencil((G, N, gram, col_ok), selection, k)
+    Qn, T, kn = orthonormalize((G @ Pk).transpose(1, 2), tol)  # G Pk T = Qn^T, orthonormal
+    TU = Pk @ T
+    TU[:, :k] *= d[:, :, None]  # the U rows act on U D (column scaling)
+    TC = Qn.transpose(1, 2)
+    take = torch.as_tensor(full, device="cpu") & (kn > 0)  # nothing usable: keep the old space
+    eye_u = torch.zeros(B, dim, k, **f64)
+    eye_u[:, :k] = torch.eye(k, **f64)
+    eye_c = torch.zeros(B, dim + 1, k, **f64)
+    eye_c[:, :k] = torch.eye(k, **f64)
+    TU = torch.where(take[:, None, None], TU, eye_u)
+    TC = torch.where(take[:, None, None], TC, eye_c)
+    new_rank = torch.where(take, kn, ka).numpy()
+    TUt = TU.transpose(1, 2).to(U)
+    TCt = TC.transpose(1, 2).to(U)
     U_new = torch.bmm(TUt[:, :, :k], U) + torch.bmm(TUt[:, :, k:], V[:, :Lmax])
     C_new = torch.bmm(TCt[:, :, :k], C) + torch.bmm(TCt[:, :, k:], V)
     if P is None:
@@ -192,7 +202,6 @@ def _update_space(U, C, P, V, Z, H, Bc, rank, L, full, k, tol, selection):
     else:
         P_new = torch.bmm(TUt[:, :, :k], P) + torch.bmm(TUt[:, :, k:], Z)
     return U_new, C_new, P_new, new_rank
-
 
 
 _F64 = {"dtype": torch.float64, "device": "cpu"}
@@ -333,7 +342,8 @@ def _end_cycle(pb: RecycleRun, cy: _Cycle, x, r, space, k: int, tol_drop: float,
 
 
 def run_gcrodr(pb: RecycleRun, recycle, same_operator: bool, *, m: int = 40, k: int = 20,
-               selection: str = "harmonic") -> SolveResult:
+               selection: str = "harmonic", adapt: bool = True,
+               max_overhead: float | None = None) -> SolveResult:
     """GCRO-DR(m, k) on a validated problem; the engine behind :func:`gcrodr`."""
     B, n = pb.b.shape
     if selection not in ("harmonic", "ritz"):
@@ -344,13 +354,19 @@ def run_gcrodr(pb: RecycleRun, recycle, same_operator: bool, *, m: int = 40, k: 
         raise ValueError(f"gcrodr: k must satisfy 0 <= k < m, got k={k}, m={m}")
     m = min(int(m), n)
     k = min(int(k), m - 1)
+    opts = AdaptOptions(enabled=adapt, max_overhead=max_overhead)
+    stats = None if recycle is None else recycle.stats
+    k, stats = plan(stats, k, needs_rebuild(pb, recycle, same_operator), opts)
     x, r = pb.x, pb.r
     U, C, P, rank = import_space(recycle, "gcrodr", B, n, k, pb.b)
-    if not rank.any():
+    plain = not rank.any()
+    if plain:
         P = None if pb.M is None else torch.zeros_like(U)
     tol_drop = drop_tol(pb.b.dtype)
+    mv0 = pb.matvecs
     if rank.any():
         U, C, P, rank = _rebuild_c(pb, U, C, P, rank, recycle, same_operator)
+    rebuilt = pb.matvecs - mv0
     if rank.any():  # minimise over range(U) first
         act = ~pb.conv
         x, r = _project(x, r, U, C, P, act)
@@ -367,11 +383,15 @@ def run_gcrodr(pb: RecycleRun, recycle, same_operator: bool, *, m: int = 40, k: 
         cycle = _arnoldi_cycle(pb, stepping, x, r, space, m, k)
         x, r, space = _end_cycle(pb, cycle, x, r, space, k, tol_drop, selection)
         pb.notify(x)
-    return pb.result(x, recycle=export_space(*space, "gcrodr", pb))
+    if opts.enabled and (k > 0 or stats is not None):
+        seconds = (time.perf_counter() - pb.t_start) / B
+        stats = review(stats, k, seconds, float(pb.its.double().mean()), plain, opts,
+                       rebuilt=rebuilt)
+    return pb.result(x, recycle=export_space(*space, "gcrodr", pb, stats))
 
 
 @fill_doc(params=PARAMETERS, returns=RETURNS, recycle_params=RECYCLE_PARAMETERS,
-          recycle_returns=RECYCLE_RETURNS)
+          recycle_returns=RECYCLE_RETURNS, adapt_params=ADAPT_DOC)
 def gcrodr(
     A: Any,
     b: torch.Tensor,
@@ -388,13 +408,15 @@ def gcrodr(
     callback: Callback | None = None,
     strict: bool = False,
     same_operator: bool = False,
+    adapt: bool = True,
+    max_overhead: float | None = None,
 ) -> tuple[torch.Tensor, int, RecycleSpace]:
     """GCRO-DR(m, k): restarted GMRES with deflated restarting and recycling across systems.
 
     Each cycle runs ``m - k`` Arnoldi steps on ``(I - C C^T) A M`` (CGS2 against ``C`` and the
     Krylov basis), minimises the residual over ``range(U) + K`` and replaces ``U`` by the ``k``
     harmonic Ritz vectors of smallest modulus (strategy A; columns of ``U`` scaled to unit norm
-    first; the small generalised eigenproblem is solved in float64 by ``scipy.linalg.eig``; complex
+    first; the small generalised eigenproblem is reduced to a standard one, batched in float64 torch; complex
     pairs kept whole, so ``k - 1`` vectors when a pair straddles ``k``). Without a recycle space
     the first cycle is a GMRES(m) cycle whose harmonic Ritz vectors seed ``U``. A solve that never
     completes a cycle keeps its incoming ``U`` (no new spectral data). Given a space from the
@@ -416,6 +438,7 @@ def gcrodr(
         ``range([U, V])``), which approximate the smallest eigenvalues of SPD-like problems better
         (see ``docs/benchmarks.md``).
     {recycle_params}
+    {adapt_params}
 
     Returns
     -------
@@ -447,5 +470,6 @@ def gcrodr(
        recycling", ICLR 2024 (App. B: GCRO-DR as used by SKR).
     """
     pb = RecycleRun("gcrodr", A, b, x0, rtol, atol, maxiter, M, callback, strict)
-    res = run_gcrodr(pb, recycle, same_operator, m=m, k=k, selection=selection)
+    res = run_gcrodr(pb, recycle, same_operator, m=m, k=k, selection=selection,
+                     adapt=adapt, max_overhead=max_overhead)
     return res.x, res.info, res.recycle

@@ -11,48 +11,72 @@ References
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-import numpy as np
 import torch
 
 from pdekit.core.krylov_base import PARAMETERS, RETURNS, Callback, fill_doc, norm, safe_div, select
 from pdekit.core.recycling.space import (
+    ADAPT_DOC,
     RECYCLE_PARAMETERS,
+    AdaptOptions,
     RecycleRun,
     RecycleSpace,
+    column_mask,
     drop_tol,
     export_space,
     import_space,
+    plan,
+    review,
 )
 from pdekit.core.solve_result import SolveResult
 
 __all__ = ["rcg"]
 
 
-def _refresh(pb: RecycleRun, W, AW, MAW, rank, recycle, same_operator: bool, k: int,
-             tol_drop: float):
-    """Bring the incoming space to the current ``A`` and ``M`` (``A``-orthonormal ``W``)."""
-    B = W.shape[0]
+def _sym(E: torch.Tensor) -> torch.Tensor:
+    return 0.5 * (E + E.transpose(1, 2))
+
+
+def a_orthonormal(E: torch.Tensor, mask: torch.Tensor, tol: float):
+    """``T`` (B, d, d) with ``T^T E T = I`` on the directions kept, and their number per chain.
+
+    ``E`` is a Gram matrix (float64), ``mask`` (B, d) the valid rows; eigenvalues below ``tol``
+    times the largest are dropped. Kept columns come first (largest eigenvalue first), the others
+    are zero. Batched ``eigh``, on ``E``'s device.
+    """
+    m2 = mask[:, :, None] & mask[:, None, :]
+    lam, vec = torch.linalg.eigh(torch.where(m2, _sym(E), torch.zeros_like(E)))
+    lam, vec = lam.flip(-1), vec.flip(-1)
+    keep = lam > tol * lam[:, :1].clamp(min=0.0)
+    inv = torch.where(keep, torch.where(keep, lam, torch.ones_like(lam)).rsqrt(),
+                      torch.zeros_like(lam))
+    return vec * inv[:, None, :], keep.sum(1)
+
+
+def _mix(T: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+    """Rows ``T^T X``: new (B, k', n) block from the float64 (B, d, k') transformation."""
+    return torch.bmm(T.transpose(1, 2).to(X.dtype), X)
+
+
+def _refresh(pb: RecycleRun, W, AW, MAW, rank, changed_a: bool, changed_m: bool, tol_drop):
+    """Bring the incoming space to the current ``A`` and ``M`` (``A``-orthonormal ``W``).
+
+    A new matrix costs one batched application of ``A`` to the ``k`` columns, a new
+    preconditioner one of ``M`` to ``A W``.
+    """
     if rank.any():
         kmax = int(rank.max())
-        changed_a = not same_operator and (pb.keyA is None or pb.keyA != recycle.operator_key)
-        changed_m = not same_operator and (pb.keyM is None or pb.keyM != recycle.preconditioner_key)
-        if changed_a:  # new matrix: AW = A W (k matvecs), then A-orthonormalise W
-            AW = pb.columns(pb.matvec, W, kmax)
-            E = torch.bmm(W, AW.transpose(1, 2)).detach().to(torch.float64).cpu().numpy()
-            T = np.zeros((B, k, k))
-            for i in range(B):
-                rb = int(rank[i])
-                lam, vec = np.linalg.eigh(0.5 * (E[i, :rb, :rb] + E[i, :rb, :rb].T))
-                keep = lam > tol_drop * max(lam.max(initial=0.0), 0.0)
-                rank[i] = int(keep.sum())
-                T[i, :rb, : rank[i]] = vec[:, keep] / np.sqrt(lam[keep])
-            Tt = torch.from_numpy(T).to(W)
-            W = torch.bmm(Tt.transpose(1, 2), W)
-            AW = torch.bmm(Tt.transpose(1, 2), AW)
+        if changed_a:  # new matrix: AW = A W, then A-orthonormalise W
+            AW = pb.block("A", W, kmax)
+            E = torch.bmm(W, AW.transpose(1, 2)).to(torch.float64)
+            T, r = a_orthonormal(E, column_mask(torch.as_tensor(rank, device=W.device),
+                                                W.shape[1]), tol_drop)
+            W, AW = _mix(T, W), _mix(T, AW)
+            rank = r.cpu().numpy()
         if pb.M is not None and (changed_a or changed_m or MAW is None):
-            MAW = pb.columns(pb.precond, AW, kmax)
+            MAW = pb.block("M", AW, int(rank.max()))
     if pb.M is None:
         MAW = None
     elif MAW is None:  # no valid columns yet: zero rows, excluded from the harvest
@@ -60,70 +84,34 @@ def _refresh(pb: RecycleRun, W, AW, MAW, rank, recycle, same_operator: bool, k: 
     return W, AW, MAW, rank
 
 
-def _gram_inverse(W, AW, rank, k: int, like: torch.Tensor) -> torch.Tensor:
+def _gram_inverse(W, AW, rank, tol) -> torch.Tensor:
     """``E^{-1}`` of ``E = W^T A W`` per chain (W is A-orthonormal up to rounding: computed, not
     assumed); pseudo-inverse on the valid columns, zero elsewhere."""
-    B = W.shape[0]
-    Einv = torch.zeros(B, k, k, dtype=like.dtype, device=like.device)
-    if rank.any():
-        E = torch.bmm(W, AW.transpose(1, 2)).detach().to(torch.float64).cpu().numpy()
-        Ei = np.zeros((B, k, k))
-        for i in range(B):
-            rb = int(rank[i])
-            if rb:
-                Ei[i, :rb, :rb] = np.linalg.pinv(0.5 * (E[i, :rb, :rb] + E[i, :rb, :rb].T))
-        Einv = torch.from_numpy(Ei).to(like)
-    return Einv
+    E = torch.bmm(W, AW.transpose(1, 2)).to(torch.float64)
+    T, _ = a_orthonormal(E, column_mask(torch.as_tensor(rank, device=W.device), W.shape[1]), tol)
+    return torch.bmm(T, T.transpose(1, 2)).to(W.dtype)
 
 
-def run_rcg(pb: RecycleRun, recycle, same_operator: bool, *, k: int = 10,
-            n_store: int | None = None) -> SolveResult:
-    """Deflated PCG on a validated problem; the engine behind :func:`rcg`."""
-    B, n = pb.b.shape
-    if int(k) < 0:
-        raise ValueError(f"rcg: k must be >= 0, got {k}")
-    k = min(int(k), n)
-    s = (3 * k if n_store is None else int(n_store)) if k > 0 else 0
-    if s < 0:
-        raise ValueError(f"rcg: n_store must be >= 0, got {n_store}")
-    s = min(s, n)
-    W, AW, MAW, rank = import_space(recycle, "rcg", B, n, k, pb.b)
-    tol_drop = drop_tol(pb.b.dtype)
-    W, AW, MAW, rank = _refresh(pb, W, AW, MAW, rank, recycle, same_operator, k, tol_drop)
-    Einv = _gram_inverse(W, AW, rank, k, pb.b)
-    has_w = bool(rank.any())
+def _cg_loop(pb: RecycleRun, x, r, active, W, AW, Einv, s, space):
+    """The (deflated) PCG iterations; returns ``x`` and the stored directions for the harvest."""
+    B, n = r.shape
+    has_w = W.shape[1] > 0 and bool(Einv.abs().sum() > 0)
 
     def deflate(v):  # W E^{-1} AW^T v: the A-projection of v onto range(W)
         mu = torch.einsum("bij,bj->bi", Einv, torch.einsum("bkn,bn->bk", AW, v))
         return torch.einsum("bkn,bk->bn", W, mu)
 
-    def space():
-        return export_space(W, AW, MAW, rank, "rcg", pb)
-
-    x, r = pb.x, pb.r
-    active = ~pb.conv
-    if has_w:  # Galerkin initial guess on range(W)
-        mu = torch.einsum("bij,bj->bi", Einv, torch.einsum("bkn,bn->bk", W, r)) * active[:, None]
-        x = x + torch.einsum("bkn,bk->bn", W, mu)
-        r = r - torch.einsum("bkn,bk->bn", AW, mu)
-        pb.rnorm = norm(r)
-        claim = active & (pb.rnorm <= pb.tol)
-        if bool(claim.any()):
-            passed, r_true = pb.confirm(x, claim)
-            r = select(claim & ~passed, r_true, r)
-            active = ~pb.conv
     z = pb.precond(r)
     rz = (r * z).sum(1)
     bad = active & ~(rz > 0)
     if bool(bad.any()):
         raise pb.breakdown(x, bad, rz, "r^T M r <= 0: the preconditioner M is not SPD", space())
     p = z - deflate(z) if has_w else z
-    Pw = r.new_zeros(B, s, n)
-    Qw = r.new_zeros(B, s, n)
-    MQw = r.new_zeros(B, s, n) if pb.M is not None else None
+    Pw, Qw = r.new_empty(B, s, n), r.new_empty(B, s, n)
+    MQw = r.new_empty(B, s, n) if pb.M is not None else None
     valid = torch.zeros(B, s, dtype=torch.bool, device=r.device)
     storing = torch.ones(B, dtype=torch.bool, device=r.device)
-    n_active = int(active.sum())
+    n_active, n_stored = int(active.sum()), 0
     for it in range(pb.maxiter):
         if n_active == 0:
             break
@@ -136,9 +124,9 @@ def run_rcg(pb: RecycleRun, recycle, same_operator: bool, *, k: int = 10,
         rn = norm(r)
         pb.step(active, rn)
         if it < s:
-            Pw[:, it] = p
-            Qw[:, it] = q
+            Pw[:, it], Qw[:, it] = p, q
             valid[:, it] = active & storing & ~bad
+            n_stored = it + 1
         claim = active & (rn <= pb.tol)
         has_bad, has_claim = torch.stack([bad.any(), claim.any()]).tolist()
         if has_bad:
@@ -169,54 +157,94 @@ def run_rcg(pb: RecycleRun, recycle, same_operator: bool, *, k: int = 10,
         z = z_new
         rz = torch.where(active, rz_new, rz)
         pb.notify(x)
-    if k > 0 and bool(valid.any()):
-        W, AW, MAW, rank = _harvest(W, AW, MAW, rank, Pw, Qw, MQw, valid, k, tol_drop)
-    return pb.result(x, recycle=space())
+    ns = n_stored
+    stored = (Pw[:, :ns], Qw[:, :ns], None if MQw is None else MQw[:, :ns], valid[:, :ns])
+    return x, stored
 
+
+def run_rcg(pb: RecycleRun, recycle, same_operator: bool, *, k: int = 10,
+            n_store: int | None = None, adapt: bool = True,
+            max_overhead: float | None = None) -> SolveResult:
+    """Deflated PCG on a validated problem; the engine behind :func:`rcg`."""
+    B, n = pb.b.shape
+    if int(k) < 0:
+        raise ValueError(f"rcg: k must be >= 0, got {k}")
+    if n_store is not None and int(n_store) < 0:
+        raise ValueError(f"rcg: n_store must be >= 0, got {n_store}")
+    k = min(int(k), n)
+    opts = AdaptOptions(enabled=adapt, max_overhead=max_overhead)
+    incoming = recycle is not None and bool((recycle.rank > 0).any())
+    stale = not same_operator and recycle is not None
+    changed_a = stale and (pb.keyA is None or pb.keyA != recycle.operator_key)
+    changed_m = stale and (pb.keyM is None or pb.keyM != recycle.preconditioner_key)
+    stats = None if recycle is None else recycle.stats
+    k, stats = plan(stats, k, incoming and (changed_a or changed_m), opts)
+    s = min((3 * k if n_store is None else int(n_store)) if k > 0 else 0, n)
+    W, AW, MAW, rank = import_space(recycle, "rcg", B, n, k, pb.b)
+    tol_drop = drop_tol(pb.b.dtype)
+    mv0 = pb.matvecs
+    W, AW, MAW, rank = _refresh(pb, W, AW, MAW, rank, changed_a, changed_m, tol_drop)
+    rebuilt = pb.matvecs - mv0
+    plain = not bool(rank.any())
+    Einv = W.new_zeros(B, k, k) if plain else _gram_inverse(W, AW, rank, tol_drop)
+
+    def space(st=stats):
+        return export_space(W, AW, MAW, rank, "rcg", pb, st)
+
+    x, r = pb.x, pb.r
+    active = ~pb.conv
+    if not plain:  # Galerkin initial guess on range(W)
+        mu = torch.einsum("bij,bj->bi", Einv, torch.einsum("bkn,bn->bk", W, r)) * active[:, None]
+        x = x + torch.einsum("bkn,bk->bn", W, mu)
+        r = r - torch.einsum("bkn,bk->bn", AW, mu)
+        pb.rnorm = norm(r)
+        claim = active & (pb.rnorm <= pb.tol)
+        if bool(claim.any()):
+            passed, r_true = pb.confirm(x, claim)
+            r = select(claim & ~passed, r_true, r)
+            active = ~pb.conv
+    x, stored = _cg_loop(pb, x, r, active, W, AW, Einv, s, space)
+    t_loop = time.perf_counter()
+    if k > 0 and bool(stored[3].any()):
+        W, AW, MAW, rank = _harvest(W, AW, MAW, rank, *stored, k, tol_drop)
+    t_end = time.perf_counter()
+    if opts.enabled and (k > 0 or stats is not None):
+        seconds = (t_loop if plain else t_end) - pb.t_start  # baseline: without the harvest
+        stats = review(stats, k, seconds / B, float(pb.its.double().mean()), plain, opts,
+                       rebuilt=rebuilt)
+    return pb.result(x, recycle=space(stats))
 
 
 def _harvest(W, AW, MAW, rank, Pw, Qw, MQw, valid, k, tol):
     """Harmonic Rayleigh-Ritz on S = [W, P_stored]: ``(AS)^T M (AS) y = mu S^T A S y``.
 
     Keeps the ``k`` smallest ``mu`` (eigenvalues of the preconditioned operator ``M A``); the new
-    ``W = S Y`` is A-orthonormal. No operator or preconditioner application is needed.
+    ``W = S Y`` is A-orthonormal. No operator or preconditioner application is needed; the small
+    eigenproblems are batched ``eigh`` in float64 on the solve's device.
     """
-    B = W.shape[0]
     S = torch.cat([W, Pw], 1)
     AS = torch.cat([AW, Qw], 1)
     MAS = AS if MAW is None else torch.cat([MAW, MQw], 1)
-    Ga = torch.bmm(S, AS.transpose(1, 2)).detach().to(torch.float64).cpu().numpy()
-    Gm = torch.bmm(AS, MAS.transpose(1, 2)).detach().to(torch.float64).cpu().numpy()
-    ok = torch.cat([torch.arange(k, device=W.device)[None, :] < torch.as_tensor(
-        rank, device=W.device)[:, None], valid], 1).cpu().numpy()
-    T = np.zeros((B, S.shape[1], k))
-    new_rank = rank.copy()
-    for i in range(B):
-        idx = np.nonzero(ok[i])[0]
-        if idx.size == 0:
-            continue
-        ga = Ga[i][np.ix_(idx, idx)]
-        gm = Gm[i][np.ix_(idx, idx)]
-        lam, vec = np.linalg.eigh(0.5 * (ga + ga.T))
-        keep = lam > tol * max(lam.max(initial=0.0), 0.0)
-        if not keep.any():
-            continue
-        Tb = vec[:, keep] / np.sqrt(lam[keep])  # A-orthonormal basis of range(S)
-        red = Tb.T @ (0.5 * (gm + gm.T)) @ Tb
-        _, Y = np.linalg.eigh(red)
-        kn = min(k, Y.shape[1])
-        T[i][np.ix_(idx, np.arange(kn))] = Tb @ Y[:, :kn]
-        new_rank[i] = kn
-    Tt = torch.from_numpy(T).to(W)
-    W = torch.bmm(Tt.transpose(1, 2), S)
-    AW = torch.bmm(Tt.transpose(1, 2), AS)
-    MAW = None if MAW is None else torch.bmm(Tt.transpose(1, 2), MAS)
-    return W, AW, MAW, new_rank
+    Ga = torch.bmm(S, AS.transpose(1, 2)).to(torch.float64)
+    Gm = _sym(torch.bmm(AS, MAS.transpose(1, 2)).to(torch.float64))
+    ok = torch.cat([column_mask(torch.as_tensor(rank, device=W.device), W.shape[1]), valid], 1)
+    Tb, r1 = a_orthonormal(Ga, ok, tol)  # A-orthonormal basis of range(S), kept columns first
+    red = _sym(torch.bmm(Tb.transpose(1, 2), torch.bmm(Gm, Tb)))
+    d = red.shape[-1]
+    dropped = ~column_mask(r1, d)
+    big = 10.0 * red.diagonal(dim1=1, dim2=2).abs().amax(1, keepdim=True) + 1.0
+    red = red + torch.diag_embed(torch.where(dropped, big, torch.zeros_like(big)))
+    _, Y = torch.linalg.eigh(red)  # ascending: the kept directions of smallest mu first
+    kn = torch.clamp(r1, max=k)
+    kk = min(k, d)
+    T = torch.zeros(W.shape[0], d, k, dtype=torch.float64, device=W.device)
+    T[:, :, :kk] = torch.bmm(Tb, Y[:, :, :kk]) * column_mask(kn, kk)[:, None, :]
+    MAW = None if MAW is None else _mix(T, MAS)
+    return _mix(T, S), _mix(T, AS), MAW, kn.cpu().numpy()
 
 
-
-
-@fill_doc(params=PARAMETERS, returns=RETURNS, recycle_params=RECYCLE_PARAMETERS)
+@fill_doc(params=PARAMETERS, returns=RETURNS, recycle_params=RECYCLE_PARAMETERS,
+          adapt_params=ADAPT_DOC)
 def rcg(
     A: Any,
     b: torch.Tensor,
@@ -232,6 +260,8 @@ def rcg(
     callback: Callback | None = None,
     strict: bool = False,
     same_operator: bool = False,
+    adapt: bool = True,
+    max_overhead: float | None = None,
 ) -> tuple[torch.Tensor, int, RecycleSpace]:
     """Recycled (deflated) preconditioned CG for sequences of SPD systems.
 
@@ -252,6 +282,7 @@ def rcg(
     n_store : int, optional
         CG directions kept for the eigenvector update (default ``3 k``).
     {recycle_params}
+    {adapt_params}
 
     Returns
     -------
@@ -280,5 +311,6 @@ def rcg(
     .. [2] H. Wang et al., ICLR 2024 (SKR), for the sequence setting.
     """
     pb = RecycleRun("rcg", A, b, x0, rtol, atol, maxiter, M, callback, strict)
-    res = run_rcg(pb, recycle, same_operator, k=k, n_store=n_store)
+    res = run_rcg(pb, recycle, same_operator, k=k, n_store=n_store, adapt=adapt,
+                  max_overhead=max_overhead)
     return res.x, res.info, res.recycle

@@ -15,8 +15,8 @@ from pdekit.core.solve_result import SolveResult
 __all__ = ["recycled_solve"]
 
 _ENGINES = {
-    "gcrodr": (run_gcrodr, {"m", "k", "selection"}),
-    "rcg": (run_rcg, {"k", "n_store"}),
+    "gcrodr": (run_gcrodr, {"m", "k", "selection", "adapt", "max_overhead"}),
+    "rcg": (run_rcg, {"k", "n_store", "adapt", "max_overhead"}),
 }
 
 
@@ -46,7 +46,8 @@ def recycled_solve(
         GCRO-DR (any nonsingular ``A``) or deflated PCG (SPD ``A`` and ``M``).
     {recycle_params}
     **options
-        ``m``, ``k`` and ``selection`` for :func:`gcrodr`; ``k`` and ``n_store`` for :func:`rcg`.
+        ``m``, ``k`` and ``selection`` for :func:`gcrodr`; ``k`` and ``n_store`` for :func:`rcg`;
+        ``adapt`` and ``max_overhead`` (the adaptive rule, default on) for both.
 
     Returns
     -------

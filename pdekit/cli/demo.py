@@ -9,7 +9,7 @@
 
 The default (500 train / 100 test samples, 60 epochs per model) takes about 5 minutes on 2 CPU cores::
 
-    python -m pdekit.demo [--out runs/demo] [--epochs 60] [--models fno,tfno] [--device cpu]
+    python -m pdekit.cli.demo [--out runs/demo] [--epochs 60] [--models fno,tfno] [--device cpu]
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def _train_config(data: Path, out: Path, model: str, epochs: int, device: str, s
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pdekit.demo", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m pdekit.cli.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
     parser.add_argument("--resolution", type=int, default=65, help="grid nodes per side (default 65)")
     parser.add_argument("--n-train", type=int, default=500)

@@ -137,7 +137,7 @@ def test_console_entry_point_exit_code(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "pdekit.cli", "generate", "no-such-pde", "--n-samples", "2",
          "--out", str(tmp_path / "x")],
-        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300,
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("pdekit: error: unknown PDE") and "Traceback" not in proc.stderr

@@ -14,6 +14,7 @@ import inspect
 import json
 import os
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -117,20 +118,20 @@ def _print_table(metrics: dict, names: Sequence[str], file=None) -> None:
 def train_main(config_path: str | os.PathLike, overrides: Sequence[str] | None = None) -> int:
     """``pdekit train CONFIG.yaml --set key=value ...``: train, checkpoint, log, plot.
 
-    Returns 0 on success and 1 when the loss diverged (a one-line message on stderr; the last
-    good checkpoint is kept). ``resume: true`` continues ``OUT_DIR/checkpoints/last.pt``; without
-    it an existing checkpoint in ``out_dir`` is never overwritten.
+    Returns 0 on success, and 1 with a one-line message on stderr when the loss diverged or a
+    peer of a ``torchrun`` job was lost (crashed, killed, or silent for ``dist_timeout_s``); the
+    last complete checkpoint is kept in both cases. ``resume: true`` continues
+    ``OUT_DIR/checkpoints/last.pt``; without it an existing checkpoint in ``out_dir`` is never
+    overwritten. The process group lives exactly as long as this call: every process, on every
+    exit path, meets the others at a barrier before it is destroyed.
 
     Raises
     ------
     PdekitUserError
         Bad config, dataset or model (one line; the CLI prints it and exits with code 2).
     """
-    import torch.distributed as dist
-
-    from pdekit.train.config import ConfigError, config_to_dict, load_config
-    from pdekit.train.distributed import cleanup, init_distributed
-    from pdekit.train.trainer import Trainer, TrainingDivergedError, seed_everything
+    from pdekit.train.config import ConfigError, load_config
+    from pdekit.train.distributed import Distributed, PeerLostError, is_peer_failure
 
     cfg = load_config(config_path, overrides or ())
     ckpt = checkpoint_path(cfg.out_dir)
@@ -141,35 +142,55 @@ def train_main(config_path: str | os.PathLike, overrides: Sequence[str] | None =
             f"{cfg.out_dir} already holds a run ({ckpt}); continue it with --set resume=true "
             "or choose another out_dir"
         )
-    created_group = not (dist.is_available() and dist.is_initialized())
-    info, _ = init_distributed(cfg.device)
+    run = Distributed.setup(cfg.device, cfg.dist_timeout_s)
     try:
-        train_ds, eval_ds = build_datasets(cfg)
-        seed_everything(cfg.seed)
-        model, spec = build_model(cfg.model, train_ds.in_channels, train_ds.out_channels)
-        trainer = Trainer(model, train_ds, cfg, eval_datasets=eval_ds, model_spec=spec)
-        if cfg.resume:
-            trainer.load_checkpoint(ckpt)
-        if info.is_main:
-            import yaml
+        with run:
+            try:
+                return _train(cfg, ckpt, run)
+            except BaseException as e:
+                # release the trainer (its DDP wrapper holds the group) before the teardown
+                traceback.clear_frames(e.__traceback__)
+                raise
+    except Exception as e:
+        if not (run.enabled and is_peer_failure(e)):
+            raise
+        kept = f"the last complete checkpoint {ckpt} is kept" if ckpt.is_file() else \
+            "no checkpoint was written"
+        line = str(e) if isinstance(e, PeerLostError) else run.describe(e)
+        print(f"pdekit: error: {line}; {kept}", file=sys.stderr)
+        return 1
 
-            Path(cfg.out_dir).mkdir(parents=True, exist_ok=True)
-            with open(Path(cfg.out_dir) / "config.yaml", "w") as f:
-                yaml.safe_dump(config_to_dict(cfg), f, sort_keys=False)
-        try:
-            metrics = trainer.fit()
-        except TrainingDivergedError as e:
-            print(f"pdekit: error: {e}", file=sys.stderr)
-            return 1
-        if info.is_main:
-            print(f"trained {trainer.epoch} epoch(s) on {info.world_size} process(es); "
-                  f"checkpoint {trainer.last_checkpoint}; metrics in {cfg.out_dir}")
-            if eval_ds and all(f"{k}_l2" in metrics for k in eval_ds):
-                _print_table(metrics, list(eval_ds))
-        return 0
-    finally:
-        if created_group:
-            cleanup()
+
+def _train(cfg, ckpt: Path, run) -> int:
+    """The body of :func:`train_main`, inside the process group's lifetime."""
+    from pdekit.train.config import config_to_dict
+    from pdekit.train.trainer import Trainer, TrainingDivergedError, seed_everything
+
+    train_ds, eval_ds = build_datasets(cfg)
+    seed_everything(cfg.seed)
+    model, spec = build_model(cfg.model, train_ds.in_channels, train_ds.out_channels)
+    trainer = Trainer(model, train_ds, cfg, eval_datasets=eval_ds, model_spec=spec,
+                      distributed=run)
+    if cfg.resume:
+        trainer.load_checkpoint(ckpt)
+    if run.is_main:
+        import yaml
+
+        Path(cfg.out_dir).mkdir(parents=True, exist_ok=True)
+        with open(Path(cfg.out_dir) / "config.yaml", "w") as f:
+            yaml.safe_dump(config_to_dict(cfg), f, sort_keys=False)
+    try:
+        metrics = trainer.fit()
+    except TrainingDivergedError as e:
+        print(f"pdekit: error: {e}", file=sys.stderr)
+        return 1
+    if run.is_main:
+        print(f"trained {trainer.epoch} epoch(s) on {run.world_size} process(es); "
+              f"checkpoint {trainer.last_checkpoint}; metrics in {cfg.out_dir}")
+        if eval_ds and all(f"{k}_l2" in metrics for k in eval_ds):
+            _print_table(metrics, list(eval_ds))
+        sys.stdout.flush()
+    return 0
 
 
 def evaluate_main(

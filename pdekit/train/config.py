@@ -152,6 +152,7 @@ class TrainConfig:
     device: str = "cpu"
     seed: int = 0
     num_workers: int = 0
+    dist_timeout_s: float = 600.0  # torchrun: a peer silent this long ends the run (one line)
     out_dir: str = "runs/train"
     checkpoint_every: int = 1
     resume: bool = False
@@ -180,6 +181,7 @@ def _validate(cfg: TrainConfig) -> None:
         need(getattr(cfg, key) >= 1, key, "must be >= 1", getattr(cfg, key))
     need(cfg.n_train is None or cfg.n_train >= 1, "n_train", "must be >= 1 or null", cfg.n_train)
     need(cfg.num_workers >= 0, "num_workers", "must be >= 0", cfg.num_workers)
+    need(cfg.dist_timeout_s > 0, "dist_timeout_s", "must be > 0 (seconds)", cfg.dist_timeout_s)
     need(bool(_DEVICE_RE.match(cfg.device)), "device", "expected cpu, cuda, cuda:N or mps", cfg.device)
     o = cfg.optimizer
     need(o.lr > 0, "optimizer.lr", "must be > 0", o.lr)

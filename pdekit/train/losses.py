@@ -18,11 +18,13 @@ References
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import torch
 
-__all__ = ["relative_l2", "relative_h1", "RelativeL2Loss", "RelativeH1Loss", "get_loss"]
+__all__ = ["relative_l2", "relative_h1", "relative_residual", "RelativeL2Loss", "RelativeH1Loss",
+           "get_loss"]
 
 Reduction = Literal["mean", "sum", "none"]
 
@@ -75,6 +77,25 @@ def relative_l2(
     num = torch.linalg.vector_norm(diff, dim=1)
     den = torch.linalg.vector_norm(target.flatten(1), dim=1)
     return _reduce(num / (den + eps), reduction)
+
+
+def relative_residual(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """Residual vector ``(pred_i - y_i) / (||y_i|| sqrt(B))`` of a batch, flattened.
+
+    Second-order optimizers (:mod:`pdekit.optim`) step on a residual vector ``r``; this one has
+    ``1/2 ||r||^2 = 1/2 mean_i (||pred_i - y_i|| / ||y_i||)^2``, half the mean squared relative L2
+    error, whose minimisers are those of the relative L2 loss.
+
+    Examples
+    --------
+    >>> y = torch.ones(2, 1, 4, 4)
+    >>> r = relative_residual(1.1 * y, y)
+    >>> round(float(0.5 * r.square().sum()), 6)  # 1/2 mean(rel_l2^2) = 1/2 * 0.1^2
+    0.005
+    """
+    B = pred.shape[0]
+    scale = target.flatten(1).norm(dim=1).clamp(min=eps) * math.sqrt(B)
+    return ((pred - target).flatten(1) / scale[:, None]).flatten()
 
 
 def _sq_grad_norm(u: torch.Tensor, n_spatial: int, spacing: tuple[float, ...]) -> torch.Tensor:

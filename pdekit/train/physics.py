@@ -39,7 +39,7 @@ import torch
 from pdekit.core.grid import Grid
 from pdekit.core.stencils import diffusion
 
-__all__ = ["darcy_residual", "DarcyResidualLoss"]
+__all__ = ["darcy_residual", "DarcyResidualLoss", "build_physics_loss"]
 
 
 def darcy_residual(u: torch.Tensor, a: torch.Tensor, f: float | torch.Tensor = 1.0) -> torch.Tensor:
@@ -149,3 +149,25 @@ class DarcyResidualLoss(torch.nn.Module):
         if self.reduction == "none":
             return per_sample
         return per_sample.sum() if self.reduction == "sum" else per_sample.mean()
+
+
+def build_physics_loss(config) -> torch.nn.Module | None:
+    """The physics loss of a :class:`~pdekit.train.config.TrainConfig` (``None`` at weight 0).
+
+    The :class:`~pdekit.train.trainer.Trainer` calls this when it is given no ``physics_loss``;
+    the loss returns per-sample values (``reduction="none"``) and is called as
+    ``loss(pred, x)`` on physical units.
+
+    Examples
+    --------
+    >>> from pdekit.train.config import config_from_dict
+    >>> cfg = config_from_dict({"dataset": "d", "model": {"name": "fno"}, "physics": {"weight": 0.1}})
+    >>> type(build_physics_loss(cfg)).__name__
+    'DarcyResidualLoss'
+    """
+    p = config.physics
+    if p.weight <= 0:
+        return None
+    if p.pde != "darcy":  # pragma: no cover (the config only admits darcy today)
+        raise ValueError(f"physics.pde: no physics loss for {p.pde!r}")
+    return DarcyResidualLoss(f=p.f, a_channel=p.a_channel, f_channel=p.f_channel, reduction="none")

@@ -1,17 +1,20 @@
 """``Trainer``: one training loop for neural operators; logging, checkpoints and progress are callbacks.
 
-The loop itself only does the optimisation: batches -> model -> loss in physical units (relative
-L2 or H1, optionally plus a weighted physics residual) -> AdamW step with optional gradient
-clipping and AMP (CUDA only) -> LR schedule; then evaluation on the test splits at every
-configured resolution. Everything else (metrics files, checkpoints, the progress bar, plots) is a
-:class:`~pdekit.train.callbacks.Callback`.
+The trainer owns the loop only: epochs of mini-batches, each handed to a step strategy
+(:mod:`pdekit.train.steps`: :class:`~pdekit.train.steps.FirstOrderStep` for AdamW / Adam with
+AMP and clipping, :class:`~pdekit.train.steps.ClosureStep` for the second-order optimizers of
+:mod:`pdekit.optim`), the LR schedule, divergence checks, and evaluation on the test splits at
+every configured resolution. The pieces around it are injected: the process group
+(:class:`~pdekit.train.distributed.Distributed`), the physics loss (default
+:func:`~pdekit.train.physics.build_physics_loss` of the config) and the callbacks (metrics files,
+checkpoints, the progress bar, plots: :mod:`pdekit.train.callbacks`).
 
 Exact resume: :meth:`Trainer.state_dict` holds the model, optimiser, scheduler, GradScaler,
-epoch, global step, the metric history and all RNG states (torch, CUDA, numpy, python). The
-sample order of epoch ``e`` is a function of ``(seed, e)`` only (a
-:class:`~torch.utils.data.DistributedSampler` re-seeded with ``set_epoch``, and a DataLoader
-generator re-seeded every epoch), so a run resumed from a checkpoint reproduces the uninterrupted
-run bit for bit on the CPU.
+epoch, global step, the metric history and all RNG states (torch, CUDA, numpy, python; see
+:mod:`pdekit.train.checkpointing`). The sample order of epoch ``e`` is a function of ``(seed, e)``
+only (a :class:`~torch.utils.data.DistributedSampler` re-seeded with ``set_epoch``, and a
+DataLoader generator re-seeded every epoch), so a run resumed from a checkpoint reproduces the
+uninterrupted run bit for bit on the CPU.
 
 References
 ----------
@@ -24,20 +27,30 @@ from __future__ import annotations
 
 import math
 import os
-import random
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
 from pdekit.errors import PdekitUserError
+from pdekit.train.checkpointing import (
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_VERSION,
+    load_checkpoint_file,
+    rng_state,
+    save_atomic,
+    seed_everything,
+    set_rng_state,
+)
 from pdekit.train.config import ConfigError, TrainConfig, config_to_dict
-from pdekit.train.distributed import all_reduce_sum, barrier, init_distributed
-from pdekit.train.losses import get_loss, relative_h1, relative_l2
+from pdekit.train.distributed import Distributed, all_reduce_sum, barrier
+from pdekit.train.evaluation import evaluate_model
+from pdekit.train.losses import get_loss
+from pdekit.train.physics import build_physics_loss
 from pdekit.train.processor import DataProcessor
+from pdekit.train.steps import Objective, build_scheduler, build_step
 
 __all__ = [
     "Trainer",
@@ -48,9 +61,6 @@ __all__ = [
     "evaluate_model",
     "CHECKPOINT_FORMAT",
 ]
-
-CHECKPOINT_FORMAT = "pdekit-train"
-CHECKPOINT_VERSION = 1
 
 
 class TrainingDivergedError(RuntimeError):
@@ -72,52 +82,6 @@ class ChannelMismatchError(PdekitUserError):
     """The model's channels do not match the dataset's inputs or targets."""
 
 
-def seed_everything(seed: int) -> None:
-    """Seed python's ``random``, numpy's global RNG and torch (CPU and every CUDA device)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)  # noqa: NPY002 (user code may use the legacy global RNG)
-    torch.manual_seed(seed)
-
-
-def _rng_state() -> dict:
-    # numpy's state holds an ndarray: keep it as a tensor so checkpoints load with weights_only=True
-    kind, keys, pos, has_gauss, cached = np.random.get_state()  # noqa: NPY002 (the legacy global RNG)
-    state = {"python": random.getstate(),
-             "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss),
-                       float(cached)),
-             "torch": torch.get_rng_state()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict) -> None:
-    random.setstate(state["python"])
-    kind, keys, pos, has_gauss, cached = state["numpy"]
-    keys = keys.numpy().astype(np.uint32) if isinstance(keys, torch.Tensor) else keys
-    np.random.set_state((kind, keys, pos, has_gauss, cached))  # noqa: NPY002
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def load_checkpoint_file(path: str | os.PathLike) -> dict:
-    """Read a trainer checkpoint (on the CPU); one-line :class:`PdekitUserError` if it is not one.
-
-    Checkpoints hold pickled python objects besides tensors (RNG states, neuraloperator's model
-    metadata), so they are loaded with ``weights_only=False``: only load files you wrote.
-    """
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=False)
-    except FileNotFoundError:
-        raise PdekitUserError(f"no checkpoint at {path}") from None
-    except Exception as e:  # torch raises many types for a foreign or truncated file
-        raise PdekitUserError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}") from None
-    if not isinstance(obj, dict) or obj.get("format") != CHECKPOINT_FORMAT:
-        raise PdekitUserError(f"{path} is not a pdekit training checkpoint")
-    return obj
-
-
 class _Indexed(Dataset):
     """``(x, y, index)``: the trainer needs the index to tell labelled from unlabelled samples."""
 
@@ -135,69 +99,6 @@ class _Indexed(Dataset):
 def _first_line(e: BaseException) -> str:
     text = str(e).strip().splitlines()
     return text[0] if text else type(e).__name__
-
-
-def evaluate_model(
-    model: torch.nn.Module,
-    datasets: Mapping[str, Dataset],
-    processor: DataProcessor,
-    *,
-    device: torch.device | str = "cpu",
-    batch_size: int = 16,
-    n_samples: int | None = None,
-    amp: bool = False,
-    num_workers: int = 0,
-) -> dict[str, float]:
-    """Mean relative L2 and H1 errors, in physical units, of ``model`` on each named dataset.
-
-    Returns ``{"<name>_l2": ..., "<name>_h1": ..., "<name>_n": ...}``. Under ``torchrun`` every
-    process evaluates a strided share of each set and the sums are all-reduced. The model's
-    training mode is restored afterwards.
-
-    Examples
-    --------
-    >>> x = torch.randn(4, 1, 8, 8)
-    >>> ds = torch.utils.data.TensorDataset(x, x)
-    >>> m = evaluate_model(torch.nn.Identity(), {"test_8": ds}, DataProcessor.identity(1, 1))
-    >>> m["test_8_l2"], m["test_8_n"]
-    (0.0, 4)
-    """
-    from pdekit.train.distributed import is_distributed
-
-    device = torch.device(device)
-    rank, world = 0, 1
-    if is_distributed():
-        import torch.distributed as dist
-
-        rank, world = dist.get_rank(), dist.get_world_size()
-    processor = processor.to(device)
-    out: dict[str, float] = {}
-    was_training = model.training
-    model.eval()
-    try:
-        for name, ds in datasets.items():
-            indices = range(min(len(ds), n_samples) if n_samples else len(ds))
-            share = Subset(ds, indices[rank::world])
-            loader = DataLoader(share, batch_size=batch_size, shuffle=False,
-                                num_workers=num_workers)
-            sums = torch.zeros(3, dtype=torch.float64)
-            for x, y in loader:
-                with torch.no_grad(), torch.autocast(device.type, dtype=torch.float16,
-                                                     enabled=amp):
-                    pred = model(x.to(device))
-                pred = processor.decode_targets(pred.float())
-                target = processor.decode_targets(y.to(device))
-                sums[0] += float(relative_l2(pred, target, reduction="sum"))
-                sums[1] += float(relative_h1(pred, target, reduction="sum"))
-                sums[2] += x.shape[0]
-            all_reduce_sum(sums)
-            n = max(float(sums[2]), 1.0)
-            out[f"{name}_l2"] = float(sums[0]) / n
-            out[f"{name}_h1"] = float(sums[1]) / n
-            out[f"{name}_n"] = int(sums[2])
-    finally:
-        model.train(was_training)
-    return out
 
 
 class Trainer:
@@ -218,13 +119,16 @@ class Trainer:
         Maps normalised tensors to physical units; default: from ``train_dataset`` (identity when
         it is not a normalising :class:`~pdekit.data.PDEDataset`).
     physics_loss : callable, optional
-        ``loss(pred, x) -> scalar`` on physical units; default: the Darcy residual when
-        ``config.physics.weight > 0``.
+        ``loss(pred, x) -> (B,)`` per-sample values on physical units, weighted by
+        ``config.physics.weight``; default: :func:`~pdekit.train.physics.build_physics_loss`.
     callbacks : sequence of Callback, optional
         Default: :func:`pdekit.train.callbacks.default_callbacks` for ``config``.
     model_spec : dict, optional
         ``{"name": ..., **kwargs}`` stored in checkpoints so that ``pdekit evaluate`` can rebuild
         the model.
+    distributed : Distributed, optional
+        The process group of a ``torchrun`` job, from :meth:`Distributed.setup` (whose ``with``
+        block then owns the group's lifetime); default: set up here from ``config.device``.
 
     Examples
     --------
@@ -250,10 +154,13 @@ class Trainer:
         physics_loss: torch.nn.Module | None = None,
         callbacks: Sequence | None = None,
         model_spec: dict | None = None,
+        distributed: Distributed | None = None,
     ):
         self.config = config
-        self.dist, device = init_distributed(config.device)
-        self.device = torch.device(device)
+        if distributed is None:
+            distributed = Distributed.setup(config.device, config.dist_timeout_s)
+        self.dist = distributed
+        self.device = torch.device(self.dist.device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ConfigError(f"config key device: {config.device!r} but CUDA is not available")
         self.amp = bool(config.amp) and self.device.type == "cuda"
@@ -270,42 +177,21 @@ class Trainer:
             processor = DataProcessor.from_dataset(train_dataset.dataset if isinstance(
                 train_dataset, Subset) else train_dataset)
         self.processor = processor.to(self.device)
-        self.loss_fn = get_loss(config.loss, reduction="none")
-        self.physics_weight = float(config.physics.weight)
-        if physics_loss is None and self.physics_weight > 0:
-            from pdekit.train.physics import DarcyResidualLoss
-
-            p = config.physics
-            physics_loss = DarcyResidualLoss(f=p.f, a_channel=p.a_channel, f_channel=p.f_channel,
-                                             reduction="none")
-        self.physics_loss = physics_loss
+        self.physics_loss = build_physics_loss(config) if physics_loss is None else physics_loss
+        self.objective = Objective(self.processor, get_loss(config.loss, reduction="none"),
+                                   self.physics_loss, config.physics.weight,
+                                   config.physics.n_labelled)
         self._check_channels()
-
-        if config.batch_size % self.dist.world_size:
-            raise ConfigError(f"config key batch_size: the global batch {config.batch_size} must "
-                              f"be divisible by the {self.dist.world_size} processes")
-        self.local_batch_size = config.batch_size // self.dist.world_size
-        self.sampler = DistributedSampler(
-            _Indexed(train_dataset), num_replicas=self.dist.world_size, rank=self.dist.rank,
-            shuffle=True, seed=config.seed, drop_last=False,
-        )
-        self._loader_generator = torch.Generator()
-        self.train_loader = DataLoader(
-            _Indexed(train_dataset), batch_size=self.local_batch_size, sampler=self.sampler,
-            num_workers=config.num_workers, generator=self._loader_generator,
-            pin_memory=self.device.type == "cuda",
-        )
-
-        if self.dist.enabled:
-            from torch.nn.parallel import DistributedDataParallel
-
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            self._train_model = DistributedDataParallel(self.model, device_ids=ids)
-        else:
-            self._train_model = self.model
-        self.optimizer = self._build_optimizer()
-        self.scheduler, self._schedule_per_step = self._build_scheduler()
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self._build_loader()
+        self._train_model = self.dist.wrap(self.model)
+        self.step_strategy = build_step(config.optimizer, self.model, self._train_model,
+                                        self.objective, amp=self.amp,
+                                        world_size=self.dist.world_size,
+                                        device_type=self.device.type)
+        self.optimizer = self.step_strategy.optimizer
+        self.scheduler, self._schedule_per_step = build_scheduler(
+            self.optimizer, config.scheduler, epochs=config.epochs, lr=config.optimizer.lr,
+            steps_per_epoch=len(self.train_loader))
 
         self.epoch = 0
         self.global_step = 0
@@ -318,7 +204,28 @@ class Trainer:
             callbacks = default_callbacks(config)
         self.callbacks = list(callbacks)
 
+    @property
+    def scaler(self) -> torch.amp.GradScaler | None:
+        """The GradScaler of a first-order run (disabled without AMP); ``None`` otherwise."""
+        return getattr(self.step_strategy, "scaler", None)
+
     # -- construction helpers -------------------------------------------------------------------
+    def _build_loader(self) -> None:
+        cfg, world = self.config, self.dist.world_size
+        if cfg.batch_size % world:
+            raise ConfigError(f"config key batch_size: the global batch {cfg.batch_size} must "
+                              f"be divisible by the {world} processes")
+        self.local_batch_size = cfg.batch_size // world
+        indexed = _Indexed(self.train_dataset)
+        self.sampler = DistributedSampler(indexed, num_replicas=world, rank=self.dist.rank,
+                                          shuffle=True, seed=cfg.seed, drop_last=False)
+        self._loader_generator = torch.Generator()
+        self.train_loader = DataLoader(
+            indexed, batch_size=self.local_batch_size, sampler=self.sampler,
+            num_workers=cfg.num_workers, generator=self._loader_generator,
+            pin_memory=self.device.type == "cuda",
+        )
+
     def _check_channels(self) -> None:
         x, y = self.train_dataset[0]
         for attr, have, what in (("in_channels", x.shape[0], "input"),
@@ -348,7 +255,7 @@ class Trainer:
                 f"the model returns shape {tuple(out.shape[1:])} per sample but the dataset's "
                 f"targets have shape {tuple(y.shape)} ({y.shape[0]} channel(s))"
             )
-        if self.physics_loss is not None and self.physics_weight > 0:
+        if self.objective.uses_physics:
             try:
                 self.physics_loss(self.processor.decode_targets(out.float()),
                                   self.processor.decode_inputs(x[None].to(self.device)))
@@ -372,46 +279,6 @@ class Trainer:
                     ) from None
         finally:
             self.model.train(was_training)
-
-    def _build_optimizer(self) -> torch.optim.Optimizer:
-        o = self.config.optimizer
-        if o.second_order:
-            if self.dist.world_size > 1:
-                raise PdekitUserError(f"optimizer {o.name} does not support data-parallel training")
-            if self.physics_loss is not None and self.physics_weight > 0:
-                raise PdekitUserError(f"optimizer {o.name} trains on the data loss only: set physics.weight to 0")
-            if self.amp:
-                raise PdekitUserError(f"optimizer {o.name} does not support amp")
-            from pdekit.optim import GaussNewtonCG, TrustRegion
-
-            if o.name == "gauss_newton_cg":
-                return GaussNewtonCG(self.model.parameters(), lr=o.lr, damping=o.damping,
-                                     cg_maxiter=o.cg_maxiter)
-            opt = TrustRegion(self.model.parameters(), cg_maxiter=o.cg_maxiter)
-            opt.param_groups[0].setdefault("lr", 1.0)  # unused (the radius sets the step); schedules need it
-            return opt
-        cls = torch.optim.AdamW if o.name == "adamw" else torch.optim.Adam
-        return cls(self.model.parameters(), lr=o.lr, betas=tuple(o.betas),
-                   weight_decay=o.weight_decay)
-
-    def _build_scheduler(self):
-        s, epochs, lr = self.config.scheduler, self.config.epochs, self.config.optimizer.lr
-        sched = torch.optim.lr_scheduler
-        if s.name == "onecycle":
-            total = epochs * len(self.train_loader)
-            return sched.OneCycleLR(self.optimizer, max_lr=lr, total_steps=total), True
-        warm = s.warmup_epochs
-        if s.name == "constant":
-            main = sched.StepLR(self.optimizer, step_size=max(epochs, 1), gamma=1.0)
-        elif s.name == "step":
-            main = sched.StepLR(self.optimizer, step_size=s.step_size, gamma=s.gamma)
-        else:
-            main = sched.CosineAnnealingLR(self.optimizer, T_max=max(epochs - warm, 1),
-                                           eta_min=s.min_lr)
-        if warm > 0:
-            ramp = sched.LinearLR(self.optimizer, start_factor=0.1, total_iters=warm)
-            return sched.SequentialLR(self.optimizer, [ramp, main], milestones=[warm]), False
-        return main, False
 
     # -- callbacks ---------------------------------------------------------------------------------
     def _call(self, hook: str, *args) -> None:
@@ -445,52 +312,24 @@ class Trainer:
         return dict(self.history[-1]) if self.history else {}
 
     def _train_epoch(self, epoch: int) -> dict:
-        cfg = self.config
         self.sampler.set_epoch(epoch)
-        self._loader_generator.manual_seed(cfg.seed * 1_000_003 + epoch)
+        self._loader_generator.manual_seed(self.config.seed * 1_000_003 + epoch)
         self._train_model.train()
-        n_labelled = cfg.physics.n_labelled
         sums = torch.zeros(4, dtype=torch.float64)  # loss*n, data*n, physics*n, n
         start = time.perf_counter()
         lr = self.optimizer.param_groups[0]["lr"]
+
+        def check(loss: torch.Tensor) -> None:
+            self._check_finite(loss, epoch)
+
         for x, y, idx in self.train_loader:
             x = x.to(self.device, non_blocking=True)
             y = y.to(self.device, non_blocking=True)
-            if cfg.optimizer.second_order:
-                values = self._second_order_step(x, y, epoch)
-                n = x.shape[0]
-                sums += torch.tensor([values[0] * n, values[1] * n, 0.0, n], dtype=torch.float64)
-                self._call("on_batch_end", self.global_step, values[0])
-                continue
-            with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
-                out = self._train_model(x)
-            out = self.processor.decode_targets(out.float())
-            target = self.processor.decode_targets(y)
-            per_sample = self.loss_fn(out, target)
-            if n_labelled is not None:
-                mask = (idx < n_labelled).to(self.device, per_sample.dtype)
-                data = (per_sample * mask).sum() / mask.sum().clamp(min=1.0)
-            else:
-                data = per_sample.mean()
-            loss = data
-            physics = torch.zeros((), device=self.device)
-            if self.physics_loss is not None and self.physics_weight > 0:
-                physics = self.physics_loss(out, self.processor.decode_inputs(x)).mean()
-                loss = data + self.physics_weight * physics
-            self._check_finite(loss, epoch)
-
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
-            if cfg.optimizer.grad_clip is not None:
-                self.scaler.unscale_(self.optimizer)
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.optimizer.grad_clip)
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
+            values = self.step_strategy(x, y, idx, check)
             if self._schedule_per_step:
                 self.scheduler.step()
             self.global_step += 1
             n = x.shape[0]
-            values = [float(v.detach()) for v in (loss, data, physics)]
             sums += torch.tensor([values[0] * n, values[1] * n, values[2] * n, n],
                                  dtype=torch.float64)
             self._call("on_batch_end", self.global_step, values[0])
@@ -500,29 +339,11 @@ class Trainer:
         n = max(float(sums[3]), 1.0)
         metrics = {"epoch": epoch, "step": self.global_step, "lr": lr,
                    "train_loss": float(sums[0]) / n}
-        if self.physics_loss is not None and self.physics_weight > 0:
+        if self.objective.uses_physics:
             metrics["train_data"] = float(sums[1]) / n
             metrics["train_physics"] = float(sums[2]) / n
         metrics["time_s"] = time.perf_counter() - start
         return metrics
-
-    def _second_order_step(self, x: torch.Tensor, y: torch.Tensor, epoch: int) -> list[float]:
-        """One Gauss-Newton-CG / trust-region step on the mini-batch's relative-L2 residual."""
-        from pdekit.optim.trainer_adapter import relative_residual
-
-        target = self.processor.decode_targets(y)
-
-        def closure():
-            return relative_residual(self.processor.decode_targets(self._train_model(x).float()), target)
-
-        half_sq = self.optimizer.step(closure)  # 1/2 mean over the batch of rel_l2^2, before the step
-        loss = torch.sqrt(2 * half_sq.detach()).reshape(())
-        self._check_finite(loss, epoch)
-        if self._schedule_per_step:
-            self.scheduler.step()
-        self.global_step += 1
-        value = float(loss)
-        return [value, value, 0.0]
 
     def _check_finite(self, loss: torch.Tensor, epoch: int) -> None:
         value = loss.detach().float().reshape(1).clone()
@@ -564,8 +385,8 @@ class Trainer:
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
-            "scaler": self.scaler.state_dict(),
-            "rng": _rng_state(),
+            "scaler": self.step_strategy.state_dict(),
+            "rng": rng_state(),
             "history": list(self.history),
             "config": config_to_dict(self.config),
             "model_spec": self.model_spec,
@@ -583,8 +404,8 @@ class Trainer:
             ) from None
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        self.scaler.load_state_dict(state["scaler"])
-        _set_rng_state(state["rng"])
+        self.step_strategy.load_state_dict(state["scaler"])
+        set_rng_state(state["rng"])
         self.epoch = int(state["epoch"])
         self.global_step = int(state["global_step"])
         self.history = list(state["history"])
@@ -596,10 +417,7 @@ class Trainer:
         """
         path = Path(path)
         if self.dist.is_main:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-            torch.save(self.state_dict(), tmp)
-            os.replace(tmp, path)
+            save_atomic(self.state_dict(), path)
             self._save_model_file(path.with_name("model.pt"))
         barrier()
         self.last_checkpoint, self.last_checkpoint_epoch = str(path), self.epoch

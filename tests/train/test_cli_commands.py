@@ -98,13 +98,13 @@ def test_killed_process_resumes_to_identical_weights(config_file, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(
         [sys.executable, str(HERE / "run_train.py"), str(config_file), f"out_dir={out}",
-         "epochs=6", "model.sleep=0.05"],
+         "epochs=6", "model.sleep=0.15"],  # slow enough that a starved poller still kills mid-run
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     try:
-        deadline = time.time() + 60
+        deadline = time.monotonic() + 240  # generous: a loaded 2-core machine
         metrics = out / "metrics.jsonl"
-        while time.time() < deadline and proc.poll() is None:
+        while time.monotonic() < deadline and proc.poll() is None:
             if metrics.is_file() and len(metrics.read_text().splitlines()) >= 2:
                 break
             time.sleep(0.05)

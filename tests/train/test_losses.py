@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 import torch
 
-from pdekit.train.losses import RelativeH1Loss, RelativeL2Loss, get_loss, relative_h1, relative_l2
+from pdekit.train.losses import (
+    RelativeH1Loss,
+    RelativeL2Loss,
+    get_loss,
+    relative_h1,
+    relative_l2,
+    relative_residual,
+)
 
 
 def _fd_grad_sq(u: np.ndarray, h: tuple[float, float]) -> float:
@@ -69,3 +76,12 @@ def test_losses_reject_bad_shapes_and_names():
         relative_h1(torch.zeros(2, 1, 4), torch.zeros(2, 1, 5))
     with pytest.raises(ValueError, match="unknown loss"):
         get_loss("l1")
+
+
+def test_relative_residual_gives_half_the_mean_squared_relative_error():
+    g = torch.Generator().manual_seed(0)
+    y = torch.randn(4, 2, 6, 6, generator=g)
+    pred = y + 0.1 * torch.randn(4, 2, 6, 6, generator=g)
+    rel = (pred - y).flatten(1).norm(dim=1) / y.flatten(1).norm(dim=1)
+    r = relative_residual(pred, y)
+    torch.testing.assert_close(0.5 * r.square().sum(), 0.5 * rel.square().mean())

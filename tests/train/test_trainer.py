@@ -108,6 +108,24 @@ def test_resume_fixes_sample_order_not_model_init(make_config, tmp_path):
     assert not torch.equal(a.model.net[0].weight, b.model.net[0].weight)
 
 
+def test_gauss_newton_cg_fits_a_linear_operator_on_mini_batches(make_config):
+    # y = conv3x3(x) + 1 is in the model class: Gauss-Newton steps on the relative residual of each
+    # mini-batch drive the error to round-off (the check that replaced optim.trainer_adapter's).
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(32, 1, 8, 8, generator=g)
+    with torch.no_grad():
+        y = torch.nn.functional.conv2d(x, torch.randn(1, 1, 3, 3, generator=g), padding=1) + 1.0
+    cfg = make_config(epochs=3, batch_size=8, optimizer={"name": "gauss_newton_cg", "lr": 1.0},
+                      scheduler={"name": "constant"})
+    seed_everything(0)
+    trainer = Trainer(torch.nn.Conv2d(1, 1, 3, padding=1), torch.utils.data.TensorDataset(x, y),
+                      cfg, callbacks=[])
+    trainer.fit()
+    assert trainer.global_step == 12 and trainer.scaler is None
+    losses = [r["train_loss"] for r in trainer.history]  # RMS relative L2 error per epoch
+    assert losses[-1] < 1e-4 * losses[0]
+
+
 class PoisonAt(Callback):
     def __init__(self, epoch):
         self.epoch = epoch

@@ -515,7 +515,7 @@ def _slow(A, seconds=1e-3):
 @pytest.mark.parametrize("method", ["rcg", "gcrodr"])
 def test_adaptive_recycling_stays_on_when_it_pays(seq, method):
     mats, b = seq
-    opts = {"m": 30, "k": 10} if method == "gcrodr" else {"k": 8}
+    opts = {"m": 30, "k": 10, "adapt": True} if method == "gcrodr" else {"k": 8}
     plain_method, plain_opts = ("gmres", {"restart": 30}) if method == "gcrodr" else ("cg", {})
     space, mv, mv_plain = None, [], []
     for A in mats[:5]:
@@ -535,7 +535,8 @@ def test_adaptive_gcrodr_off_reproduces_gmres(seq):
     for A in mats[:4]:
         lu = spla.splu(A.tocsc())
         M = lambda X, lu=lu: t64(lu.solve(X.numpy().T).T)  # noqa: E731
-        res = recycled_solve(A, b, method="gcrodr", m=20, k=8, rtol=1e-9, M=M, recycle=space)
+        res = recycled_solve(A, b, method="gcrodr", m=20, k=8, rtol=1e-9, M=M, recycle=space,
+                             adapt=True)
         space = res.recycle
     ref = solve(mats[3], b, "gmres", restart=20, rtol=1e-9, M=M)
     assert not space.recycling_active and space.k == 0

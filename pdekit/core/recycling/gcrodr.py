@@ -342,7 +342,7 @@ def _end_cycle(pb: RecycleRun, cy: _Cycle, x, r, space, k: int, tol_drop: float,
 
 
 def run_gcrodr(pb: RecycleRun, recycle, same_operator: bool, *, m: int = 40, k: int = 20,
-               selection: str = "harmonic", adapt: bool = True,
+               selection: str = "harmonic", adapt: bool = False,
                max_overhead: float | None = None) -> SolveResult:
     """GCRO-DR(m, k) on a validated problem; the engine behind :func:`gcrodr`."""
     B, n = pb.b.shape
@@ -408,7 +408,7 @@ def gcrodr(
     callback: Callback | None = None,
     strict: bool = False,
     same_operator: bool = False,
-    adapt: bool = True,
+    adapt: bool = False,
     max_overhead: float | None = None,
 ) -> tuple[torch.Tensor, int, RecycleSpace]:
     """GCRO-DR(m, k): restarted GMRES with deflated restarting and recycling across systems.

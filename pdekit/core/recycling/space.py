@@ -399,7 +399,9 @@ recycle : RecycleSpace
 
 ADAPT_DOC = """
 adapt : bool
-    Decide from measured cost whether recycling pays (default ``True``). The first solve (no
+    Decide from measured cost whether recycling pays (default ``True`` for ``rcg``, whose plain
+    counterpart ``k = 0`` is PCG; ``False`` for ``gcrodr``, where ``k = 0`` is GMRES(m), which is
+    weaker than GCRO-DR without an incoming space, so switching off can cost iterations). The first solve (no
     space) is the plain-cost baseline; ``k`` is capped at a third of its iterations when ``C = A U``
     must be rebuilt; after two recycled solves costing more than ``1 + max_overhead`` times the
     plain one per system, ``k`` is halved or recycling is switched off (``k = 0``: the plain

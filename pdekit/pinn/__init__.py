@@ -75,3 +75,10 @@ def relative_l2_error(pred: Any, ref: Any) -> float:
     pred = np.asarray(pred, dtype=np.float64)
     ref = np.asarray(ref, dtype=np.float64).reshape(pred.shape)
     return float(np.linalg.norm(pred - ref) / np.linalg.norm(ref))
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        module = importlib.import_module(f"pdekit.pinn.{_EXPORTS[name]}")
+        return getattr(module, name)
+    raise AttributeError(f"module 'pdekit.pinn' has no attribute {name!r}")

@@ -6,9 +6,9 @@ Coleman-Li scaling, the line search, Eisenstat-Walker forcing); ``EisenstatWalke
 ``steihaug_cg`` are re-exported from there."""
 
 from pdekit.inverse.estimate import METHODS, estimate
+from pdekit.inverse.forward import DarcyModel, HeatSourceModel, SolveCounter
 from pdekit.inverse.gauss_newton import gauss_newton_cg
 from pdekit.inverse.lbfgs import lbfgs
-from pdekit.inverse.models import DarcyModel, HeatSourceModel, SolveCounter
 from pdekit.inverse.observations import (
     BoundaryObservation,
     GaussianNoise,

@@ -1,7 +1,7 @@
 """The reduced objective ``J(m) = misfit(u(m)) + R(m)``, its adjoint gradient and GN Hessian.
 
 ``J(m) = 0.5 ||(O u(m) - d) / sigma||^2 + R(m)`` with ``u(m)`` from a forward model
-(:mod:`pdekit.inverse.models`), ``O, d, sigma`` from :class:`~pdekit.inverse.observations.Observations`
+(:mod:`pdekit.inverse.forward`), ``O, d, sigma`` from :class:`~pdekit.inverse.observations.Observations`
 and ``R`` from :mod:`pdekit.inverse.priors`.
 
 * The gradient is taken by autograd through :func:`pdekit.core.diffsolve.differentiable_solve`:
@@ -11,7 +11,7 @@ and ``R`` from :mod:`pdekit.inverse.priors`.
 * :func:`taylor_test` checks the gradient: ``|J(m + h dm) - J(m) - h <g, dm>| = O(h^2)``.
 
 Every solve is counted in :attr:`Objective.counter` (a
-:class:`~pdekit.inverse.models.SolveCounter`).
+:class:`~pdekit.inverse.forward.SolveCounter`).
 
 References
 ----------
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from pdekit.inverse.models import SolveCounter
+from pdekit.inverse.forward import SolveCounter
 from pdekit.inverse.observations import Observations
 from pdekit.inverse.priors import Regulariser
 from pdekit.optim.steihaug import dot  # re-exported (the inner product of every driver)
@@ -64,7 +64,7 @@ class InverseProblem:
         for attr in ("solve", "linearize", "param_shape"):
             if not hasattr(self.model, attr):
                 raise TypeError(
-                    f"model must be a forward model with .{attr} (see pdekit.inverse.models)"
+                    f"model must be a forward model with .{attr} (see pdekit.inverse.forward)"
                 )
         if not isinstance(self.prior, Regulariser):
             raise TypeError(

@@ -3,7 +3,7 @@
 :class:`SurrogateModel` wraps a network (an FNO or MgNO from :mod:`pdekit.models`, or a checkpoint
 path for :func:`pdekit.models.load_model`) mapping the parameter field ``m`` ``(1, 1, n, n)`` to the
 state ``u / output_scale`` ``(1, 1, n, n)``; it has the forward-model interface of
-:mod:`pdekit.inverse.models`, so :class:`~pdekit.inverse.problem.Objective` and every driver work
+:mod:`pdekit.inverse.forward`, so :class:`~pdekit.inverse.problem.Objective` and every driver work
 with it unchanged. Gradients come from backpropagation through the network (no PDE solve);
 Gauss-Newton actions from a Jacobian-vector product by double backward. Network evaluations are
 counted in ``SurrogateModel.n_evaluations``, never as PDE solves.
@@ -30,17 +30,18 @@ from collections.abc import Callable
 
 import torch
 
-from pdekit.core import krylov
 from pdekit.core.grid import Grid
-from pdekit.core.multigrid import multigrid_preconditioner
-from pdekit.core.stencils import diffusion
+from pdekit.core.solve_config import SolveConfig
+from pdekit.core.solve_result import NotConvergedError
+from pdekit.errors import PdekitUserError
+from pdekit.inverse.forward import SolveCounter
 from pdekit.inverse.gauss_newton import gauss_newton_cg
 from pdekit.inverse.lbfgs import lbfgs
-from pdekit.inverse.models import SolveCounter
 from pdekit.inverse.parameterisation import LogCoefficient, Parameterisation
 from pdekit.inverse.priors import SpectralPrior
 from pdekit.inverse.problem import InverseProblem, Objective
 from pdekit.inverse.result import InversionResult
+from pdekit.pdes.darcy import DarcyFlow
 
 __all__ = ["SurrogateModel", "surrogate_inversion", "train_surrogate", "solve_darcy_batch"]
 
@@ -146,6 +147,14 @@ def solve_darcy_batch(
 ) -> torch.Tensor:
     """Solve ``-div(a grad u) = source`` for a batch ``a`` ``(B, *grid.shape)`` (MG-PCG, batched).
 
+    The systems of :class:`~pdekit.pdes.darcy.DarcyFlow` solved by its ``solve`` with
+    ``SolveConfig(method="mgpcg", rtol=rtol)``; ``u`` on the full grid in the dtype of ``a``.
+
+    Raises
+    ------
+    NotConvergedError
+        When a system misses ``rtol`` (true relative residual).
+
     Examples
     --------
     >>> import torch
@@ -154,13 +163,22 @@ def solve_darcy_batch(
     >>> u.shape, round(float(u[1].max()), 4)
     (torch.Size([2, 17, 17]), 0.0734)
     """
-    op = diffusion(grid, a)
-    M = multigrid_preconditioner(op)
-    b = op.rhs(source).reshape(a.shape[0], -1)
-    res = krylov.solve(op.as_linear_operator(), b, "cg", rtol=rtol, M=M)
-    if not res.all_converged:
-        raise RuntimeError("training-data solve did not converge")
-    return grid.extend(res.x.reshape(a.shape[0], *grid.interior_shape))
+    family = DarcyFlow(resolution=grid.shape[0]) if isinstance(grid, Grid) else None
+    if family is None or grid != family.grid:
+        raise PdekitUserError(f"solve_darcy_batch: grid must be the Darcy node grid Grid((n, n)), "
+                              f"got {grid!r}")
+    inputs = {"a": a}
+    if float(source) != 1.0:
+        inputs["f"] = torch.full_like(a, float(source))
+    config = SolveConfig(method="mgpcg", rtol=rtol)
+    sol = family.solve(inputs, config)
+    worst = float(sol.rel_residual.max()) if len(a) else 0.0
+    if worst > rtol * (1 + 1e-6):
+        raise NotConvergedError(
+            f"training-data solve (mgpcg) did not converge: relative residual {worst:.3e} > "
+            f"rtol={rtol:g}"
+        )
+    return sol.fields["u"]
 
 
 def train_surrogate(

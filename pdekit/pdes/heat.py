@@ -196,6 +196,29 @@ class Heat(PDEFamily):
                             [c * t for t in L.cp], symmetric=True, name="heat-step")
         return A, L
 
+    def step_preconditioner(self, kind: Literal["none", "jacobi", "mg"] = "mg", *,
+                            device=None):
+        """The preconditioner ``kind`` of the step matrix ``A`` of :meth:`operator` (float64).
+
+        ``"mg"`` is the multigrid V-cycle of ``A = I + c L`` seen as the diffusion problem with the
+        constant coefficient ``c = theta dt kappa`` and reaction 1; ``"none"`` gives ``None``.
+
+        Examples
+        --------
+        >>> import torch
+        >>> fam = Heat(ndim=2, resolution=17, scheme="backward-euler")
+        >>> A, _ = fam.operator()
+        >>> M = fam.step_preconditioner("mg")
+        >>> b = torch.ones(1, A.grid.n_unknowns, dtype=torch.float64)
+        >>> bool((b - A.matvec(M.matvec(b))).norm() < 0.5 * b.norm())   # a good approximate inverse
+        True
+        """
+        check_choice("kind", kind, ("none", "jacobi", "mg"))
+        A, _ = self.operator(device=device)
+        c = _SCHEMES[self.scheme] * self.dt * self.kappa
+        a = torch.full((1, *self.grid.shape), c, dtype=torch.float64, device=A.device)
+        return build_preconditioner(kind, A, a if kind == "mg" else None, reaction=1.0)
+
     # ----------------------------------------------------------------- sampling
     def sample_inputs(self, n: int, generator: torch.Generator | None = None) -> dict:
         """Draw ``n`` initial conditions ``u0`` (and sources ``f``), float64."""
